@@ -1,0 +1,122 @@
+// The HTTP(S) API server: the v0 routes, the envelope on every response
+// (errors included), OpenAPI and Swagger UI, and mutual TLS.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import { KINDS, KIND_BY_PLURAL } from '../kinds/index.js';
+import { InputError, isThreeportError } from '../errors.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { VERSION } from '../version.js';
+import { errorEnvelope } from './envelope.js';
+import { JSON_TYPE, registerKindRoutes } from './kind-routes.js';
+import { registerCustomRoutes } from './custom-routes.js';
+import { buildOpenApi } from './openapi.js';
+
+export interface TlsMaterial {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface ApiServerOptions {
+  store: ObjectStore;
+  logger: Logger;
+  /** Mutual TLS; without it the server speaks plain HTTP (`--no-auth`). */
+  tls?: TlsMaterial;
+  bodyLimitBytes?: number;
+  /** Extra routes served beside the API (e.g. /metrics). */
+  extend?: (app: FastifyInstance) => void;
+  ready?: () => boolean;
+}
+
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
+/** The object type named in an error envelope: the kind the path is about, when there is one. */
+function typeForUrl(url: string): string {
+  const segment = url.split('?')[0]!.split('/')[2] ?? '';
+  return KIND_BY_PLURAL.get(segment)?.name ?? '';
+}
+
+export async function buildApiServer(options: ApiServerOptions): Promise<FastifyInstance> {
+  const serverOptions: FastifyServerOptions & { https?: unknown } = {
+    loggerInstance: options.logger,
+    disableRequestLogging: true,
+    bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  };
+  if (options.tls) {
+    // A client without a certificate signed by our CA fails the TLS handshake: no handler ever sees it.
+    serverOptions.https = {
+      ca: options.tls.ca,
+      cert: options.tls.cert,
+      key: options.tls.key,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    };
+  }
+  const app = Fastify(serverOptions as FastifyServerOptions) as unknown as FastifyInstance;
+
+  // Our own JSON parser, so an empty or malformed body gets the envelope and a precise message.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new InputError(`malformed JSON in request body: ${(err as Error).message}`), undefined);
+    }
+  });
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+    if ((body as string).length === 0) return done(null, undefined);
+    done(new InputError(`unsupported content type ${JSON.stringify(req.headers['content-type'])}: send application/json`), undefined);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const type = typeForUrl(req.url);
+    if (isThreeportError(err)) {
+      return reply.code(err.status).type(JSON_TYPE).send(errorEnvelope(type, err.status, err.message));
+    }
+    const fastifyError = err as { statusCode?: number; code?: string; message: string };
+    if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
+      return reply
+        .code(413)
+        .type(JSON_TYPE)
+        .send(errorEnvelope(type, 413, `request body is larger than the limit of ${limit} bytes`));
+    }
+    if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+      return reply
+        .code(fastifyError.statusCode)
+        .type(JSON_TYPE)
+        .send(errorEnvelope(type, fastifyError.statusCode, fastifyError.message));
+    }
+    req.log.error({ err, method: req.method, url: req.url.split('?')[0] }, 'request failed');
+    return reply.code(500).type(JSON_TYPE).send(errorEnvelope(type, 500, (err as Error).message));
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .type(JSON_TYPE)
+      .send(errorEnvelope(typeForUrl(req.url), 404, `no route for ${req.method} ${req.url.split('?')[0]}`)),
+  );
+
+  app.get('/version', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify({ Version: VERSION })));
+  app.get('/readyz', async (_req, reply) => {
+    const ready = options.ready?.() ?? true;
+    return reply.code(ready ? 200 : 503).type('text/plain').send(ready ? 'OK' : 'not ready');
+  });
+
+  const openapi = buildOpenApi();
+  app.get('/swagger/doc.json', async (_req, reply) => reply.type(JSON_TYPE).send(openapi));
+  const { default: swagger } = await import('@fastify/swagger');
+  const { default: swaggerUi } = await import('@fastify/swagger-ui');
+  await app.register(swagger, { mode: 'static', specification: { document: openapi as never } });
+  await app.register(swaggerUi, { routePrefix: '/swagger', uiConfig: { url: '/swagger/doc.json' } as never });
+
+  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store);
+  registerCustomRoutes(app, options.store);
+  options.extend?.(app);
+  return app;
+}

@@ -1,0 +1,83 @@
+// The REST routes every kind gets (spec §2.1), derived from its declaration.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Kind } from '../kinds/declare.js';
+import { parseFilters, validatePayload } from '../kinds/validate.js';
+import { InputError } from '../errors.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { envelope, single } from './envelope.js';
+
+export const JSON_TYPE = 'application/json; charset=UTF-8';
+
+export function parseId(raw: unknown): number {
+  const text = String(raw);
+  if (!/^[1-9]\d{0,18}$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new InputError(`invalid object ID ${JSON.stringify(text)} in path: must be a positive integer`);
+  }
+  return Number(text);
+}
+
+export interface Pagination {
+  page: number;
+  size: number;
+}
+
+/** `page` (default 1) and `size` (default 50, -1 for all): integers ≥ -1 (spec §2.3). */
+export function parsePagination(query: Record<string, unknown>): Pagination {
+  const read = (key: string, fallback: number): number => {
+    const raw = query[key];
+    if (raw === undefined || raw === '') return fallback;
+    const text = Array.isArray(raw) ? String(raw[0]) : String(raw);
+    if (!/^-?\d{1,9}$/.test(text) || Number(text) < -1) {
+      throw new InputError(`query parameter ${key} must be an integer of -1 or more, got ${JSON.stringify(text)}`);
+    }
+    return Number(text);
+  };
+  const size = read('size', 50);
+  let page = read('page', 1);
+  if (page < 1) page = 1;
+  if (size === 0) throw new InputError('query parameter size must be -1 (all) or a positive integer, got "0"');
+  return { page, size };
+}
+
+type Req = FastifyRequest<{ Params: { id?: string }; Querystring: Record<string, unknown> }>;
+
+export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: ObjectStore): void {
+  const base = `/v0/${kind.plural}`;
+  const send = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type(JSON_TYPE).send(body);
+
+  app.get(`/${kind.plural}/versions`, async (_req, reply) =>
+    reply.type(JSON_TYPE).send(JSON.stringify({ API: kind.name, Versions: ['v0'] })),
+  );
+
+  app.post(base, async (req: Req, reply) => {
+    const fields = validatePayload(kind, req.body, 'create');
+    return send(reply, single(kind.name, await store.create(kind, fields), 201), 201);
+  });
+
+  app.get(base, async (req: Req, reply) => {
+    const { page, size } = parsePagination(req.query);
+    const filter = parseFilters(kind, req.query);
+    const result = await store.list(kind, filter, page, size);
+    return send(reply, envelope(kind.name, result.items, { page, size, total: result.total }));
+  });
+
+  app.get(`${base}/:id`, async (req: Req, reply) => {
+    return send(reply, single(kind.name, await store.get(kind, parseId(req.params.id))));
+  });
+
+  app.patch(`${base}/:id`, async (req: Req, reply) => {
+    const id = parseId(req.params.id);
+    const fields = validatePayload(kind, req.body, 'patch');
+    return send(reply, single(kind.name, await store.patch(kind, id, fields)));
+  });
+
+  app.put(`${base}/:id`, async (req: Req, reply) => {
+    const id = parseId(req.params.id);
+    const fields = validatePayload(kind, req.body, 'put');
+    return send(reply, single(kind.name, await store.put(kind, id, fields)));
+  });
+
+  app.delete(`${base}/:id`, async (req: Req, reply) => {
+    return send(reply, single(kind.name, await store.delete(kind, parseId(req.params.id))));
+  });
+}

@@ -1,0 +1,114 @@
+import { defineKind, f } from './declare.js';
+import { RDS_ENGINE_VERSIONS, RDS_MACHINE_SIZES, AWS_REGIONS } from './locations.js';
+
+export const AwsAccount = defineKind({
+  name: 'AwsAccount',
+  plural: 'aws-accounts',
+  domain: 'aws',
+  base: 'plain',
+  reconciled: false,
+  description: 'An AWS account Threeport provisions into: static keys or a role to assume.',
+  fields: {
+    Name: f.string({ required: true }),
+    AccountID: f.string({ required: true }),
+    DefaultAccount: f.boolean({ default: false }),
+    DefaultRegion: f.string({ required: true, enum: AWS_REGIONS }),
+    AccessKeyID: f.string({ encrypted: true }),
+    SecretAccessKey: f.string({ encrypted: true }),
+    RoleArn: f.string(),
+    ExternalId: f.string({ serverSet: true }),
+  },
+});
+
+export const AwsEksKubernetesRuntimeDefinition = defineKind({
+  name: 'AwsEksKubernetesRuntimeDefinition',
+  plural: 'aws-eks-kubernetes-runtime-definitions',
+  domain: 'aws',
+  base: 'definition',
+  reconciled: false,
+  fields: {
+    AWSAccountID: f.id('AwsAccount', { required: true, blocksDelete: true }),
+    ZoneCount: f.integer({ required: true }),
+    DefaultNodeGroupInstanceType: f.string({ required: true }),
+    DefaultNodeGroupInitialSize: f.integer({ required: true }),
+    DefaultNodeGroupMinimumSize: f.integer({ required: true }),
+    DefaultNodeGroupMaximumSize: f.integer({ required: true }),
+    KubernetesRuntimeDefinitionID: f.id('KubernetesRuntimeDefinition', { required: true }),
+  },
+});
+
+export const AwsEksKubernetesRuntimeInstance = defineKind({
+  name: 'AwsEksKubernetesRuntimeInstance',
+  plural: 'aws-eks-kubernetes-runtime-instances',
+  domain: 'aws',
+  base: 'instance',
+  reconciled: true,
+  fields: {
+    Region: f.string({ enum: AWS_REGIONS }),
+    AwsEksKubernetesRuntimeDefinitionID: f.id('AwsEksKubernetesRuntimeDefinition', {
+      required: true,
+      blocksDelete: true,
+    }),
+    ResourceInventory: f.json(),
+    KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
+  },
+});
+
+export const AwsRelationalDatabaseDefinition = defineKind({
+  name: 'AwsRelationalDatabaseDefinition',
+  plural: 'aws-relational-database-definitions',
+  domain: 'aws',
+  base: 'definition',
+  reconciled: false,
+  fields: {
+    Engine: f.string({ required: true, enum: Object.keys(RDS_ENGINE_VERSIONS) }),
+    EngineVersion: f.string({ required: true }),
+    DatabaseName: f.string({ required: true }),
+    DatabasePort: f.integer({ required: true }),
+    BackupDays: f.integer({ default: 0, query: 'BackupDays' }),
+    MachineSize: f.string({ required: true, enum: Object.keys(RDS_MACHINE_SIZES) }),
+    StorageGb: f.integer({ required: true }),
+    WorkloadSecretName: f.string({ required: true }),
+    AwsAccountID: f.id('AwsAccount', { required: true, blocksDelete: true }),
+  },
+});
+
+export const AwsRelationalDatabaseInstance = defineKind({
+  name: 'AwsRelationalDatabaseInstance',
+  plural: 'aws-relational-database-instances',
+  domain: 'aws',
+  base: 'instance',
+  reconciled: true,
+  fields: {
+    AwsRelationalDatabaseDefinitionID: f.id('AwsRelationalDatabaseDefinition', { required: true, blocksDelete: true }),
+    ResourceInventory: f.json(),
+    WorkloadInstanceID: f.id('WorkloadInstance', { required: true }),
+  },
+});
+
+export const AwsObjectStorageBucketDefinition = defineKind({
+  name: 'AwsObjectStorageBucketDefinition',
+  plural: 'aws-object-storage-bucket-definitions',
+  domain: 'aws',
+  base: 'definition',
+  reconciled: false,
+  fields: {
+    PublicReadAccess: f.boolean({ default: false }),
+    WorkloadServiceAccountName: f.string({ required: true }),
+    WorkloadBucketEnvVar: f.string({ required: true }),
+    AwsAccountID: f.id('AwsAccount', { required: true, blocksDelete: true }),
+  },
+});
+
+export const AwsObjectStorageBucketInstance = defineKind({
+  name: 'AwsObjectStorageBucketInstance',
+  plural: 'aws-object-storage-bucket-instances',
+  domain: 'aws',
+  base: 'instance',
+  reconciled: true,
+  fields: {
+    ResourceInventory: f.json(),
+    AwsObjectStorageBucketDefinitionID: f.id('AwsObjectStorageBucketDefinition', { required: true, blocksDelete: true }),
+    WorkloadInstanceID: f.id('WorkloadInstance', { required: true }),
+  },
+});

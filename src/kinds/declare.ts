@@ -1,0 +1,153 @@
+// The one place where an object kind is described. Validation, storage, routes,
+// OpenAPI, the typed client and the CLI's config parsing all read these
+// declarations; nothing else lists a kind's fields.
+
+export type FieldType =
+  | 'string'
+  | 'integer'
+  | 'boolean'
+  | 'time' // RFC 3339 timestamp string
+  | 'id' // a 64-bit object ID referring to another kind
+  | 'json' // any JSON value (manifests, inventories, runtime state)
+  | 'stringMap' // an object of string values (secret data)
+  | 'association'; // a nested list of child objects created with the parent
+
+export interface FieldSpec {
+  readonly type: FieldType;
+  /** `validate:"required"` upstream: must be present on POST and PUT. */
+  readonly required?: boolean;
+  /** Applied on create when the field is absent. */
+  readonly default?: string | number | boolean;
+  /** Stored as AES-256-GCM ciphertext; plaintext never reaches the database. */
+  readonly encrypted?: boolean;
+  /** The query-string key that filters on this field; `false` for none. Defaults to the lower-cased field name. */
+  readonly query?: string | false;
+  /** Allowed values for strings. */
+  readonly enum?: readonly string[];
+  /** For `id` fields: the kind referred to. For `association` fields: the child kind. */
+  readonly ref?: string;
+  /** For `id` fields: a live referrer blocks deletion of the referred object (409). */
+  readonly blocksDelete?: boolean;
+  /** For `association` fields: the child's field that points back at the parent. */
+  readonly backRef?: string;
+  /** Rejected by PATCH and PUT once set (upstream's BeforeUpdate hooks). */
+  readonly immutable?: boolean;
+  /** Not stored on the object; travels with the reconcile request only (upstream `persist:"false"`). */
+  readonly transient?: boolean;
+  /** Set by the server, never accepted from clients. */
+  readonly serverSet?: boolean;
+  readonly description?: string;
+}
+
+export type Base = 'definition' | 'instance' | 'plain';
+
+export interface KindInput {
+  /** Go type name, also the envelope's `Type` and the notification's object type. */
+  readonly name: string;
+  /** Kebab-case plural: the `/v0/<plural>` path segment. */
+  readonly plural: string;
+  /** Controller domain that reconciles it (upstream's stream name), when reconciled. */
+  readonly domain: string;
+  readonly base: Base;
+  /** Has a controller: POST/PATCH leaving `Reconciled` false queue a reconcile, DELETE is two-phase. */
+  readonly reconciled: boolean;
+  /** Carries the reconciliation fields without being reconciled (upstream DomainNameDefinition). */
+  readonly reconciliationFields?: boolean;
+  readonly fields: Readonly<Record<string, FieldSpec>>;
+  /** Unique index across these fields among live rows. */
+  readonly uniqueTogether?: readonly string[];
+  /** Has no REST routes (kept for storage only). */
+  readonly noRoutes?: boolean;
+  readonly description?: string;
+}
+
+export interface Kind extends KindInput {
+  /** Every field, including the ones the base and reconciliation add. */
+  readonly allFields: Readonly<Record<string, FieldSpec>>;
+  /** `v0_<snake_plural>`. */
+  readonly table: string;
+  /** The `uniqueName` constraint applies: names are unique among live rows. */
+  readonly uniqueName: boolean;
+  readonly requiredFields: readonly string[];
+  readonly encryptedFields: readonly string[];
+  /** query key → field name. */
+  readonly queryKeys: ReadonlyMap<string, string>;
+  readonly hasReconciliation: boolean;
+}
+
+/** Fields the database owns. Upstream calls them the GORM model fields. */
+export const MODEL_FIELDS = ['ID', 'CreatedAt', 'UpdatedAt', 'DeletedAt'] as const;
+
+export const RECONCILIATION_FIELDS: Readonly<Record<string, FieldSpec>> = {
+  Reconciled: { type: 'boolean', default: false },
+  CreationAcknowledged: { type: 'time' },
+  CreationConfirmed: { type: 'time' },
+  CreationFailed: { type: 'boolean', default: false },
+  DeletionScheduled: { type: 'time' },
+  DeletionAcknowledged: { type: 'time' },
+  DeletionConfirmed: { type: 'time' },
+  InterruptReconciliation: { type: 'boolean', default: false },
+};
+
+const DEFINITION_FIELDS: Readonly<Record<string, FieldSpec>> = {
+  Name: { type: 'string', required: true },
+  ProfileID: { type: 'id', ref: 'Profile' },
+  TierID: { type: 'id', ref: 'Tier' },
+};
+
+const INSTANCE_FIELDS: Readonly<Record<string, FieldSpec>> = {
+  Name: { type: 'string', required: true },
+  Status: { type: 'string' },
+};
+
+// Field builders keep the per-kind declarations short and uniform.
+type Opts = Omit<FieldSpec, 'type'>;
+export const f = {
+  string: (o: Opts = {}): FieldSpec => ({ type: 'string', ...o }),
+  integer: (o: Opts = {}): FieldSpec => ({ type: 'integer', ...o }),
+  boolean: (o: Opts = {}): FieldSpec => ({ type: 'boolean', ...o }),
+  time: (o: Opts = {}): FieldSpec => ({ type: 'time', ...o }),
+  json: (o: Opts = {}): FieldSpec => ({ type: 'json', ...o }),
+  stringMap: (o: Opts = {}): FieldSpec => ({ type: 'stringMap', ...o }),
+  id: (ref: string, o: Opts = {}): FieldSpec => ({ type: 'id', ref, ...o }),
+  association: (ref: string, backRef: string, o: Opts = {}): FieldSpec => ({
+    type: 'association',
+    ref,
+    backRef,
+    ...o,
+  }),
+};
+
+function snake(kebab: string): string {
+  return kebab.replace(/-/g, '_');
+}
+
+export function defineKind(input: KindInput): Kind {
+  const baseFields = input.base === 'definition' ? DEFINITION_FIELDS : input.base === 'instance' ? INSTANCE_FIELDS : {};
+  const hasReconciliation = input.reconciled || input.reconciliationFields === true;
+  const allFields: Record<string, FieldSpec> = {
+    ...baseFields,
+    ...(hasReconciliation ? RECONCILIATION_FIELDS : {}),
+    ...input.fields,
+  };
+  const queryKeys = new Map<string, string>();
+  for (const [name, spec] of Object.entries(allFields)) {
+    if (spec.query === false || spec.type === 'association' || spec.type === 'json' || spec.type === 'stringMap') continue;
+    if (spec.encrypted || spec.transient) continue;
+    queryKeys.set(spec.query ?? name.toLowerCase(), name);
+  }
+  return {
+    ...input,
+    allFields,
+    table: `v0_${snake(input.plural)}`,
+    uniqueName: 'Name' in allFields,
+    requiredFields: Object.entries(allFields)
+      .filter(([, s]) => s.required)
+      .map(([n]) => n),
+    encryptedFields: Object.entries(allFields)
+      .filter(([, s]) => s.encrypted)
+      .map(([n]) => n),
+    queryKeys,
+    hasReconciliation,
+  };
+}

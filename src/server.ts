@@ -1,0 +1,115 @@
+// The composition root of `threeport server`: reads its configuration, opens
+// the database, applies migrations, and starts the API and/or the controllers
+// depending on the role.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { KINDS } from './kinds/index.js';
+import { Database } from './store/database.js';
+import { migrate } from './store/migrate.js';
+import { ObjectStore } from './store/object-store.js';
+import { FieldCipher } from './crypto/field-encryption.js';
+import { ensurePki } from './crypto/pki.js';
+import { buildApiServer } from './api/http-server.js';
+
+export type Role = 'all' | 'api' | 'controllers';
+export const ROLES: readonly Role[] = ['all', 'api', 'controllers'];
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  role: Role;
+  /** External PostgreSQL; embedded under `dataDir` when absent. */
+  databaseUrl?: string;
+  dataDir: string;
+  auth: boolean;
+  /** Where the CA, server and client certificates live (default `<dataDir>/pki`). */
+  tlsDir?: string;
+  /** Base64 AES-256 key; from ENCRYPTION_KEY, or generated into the data dir in embedded mode. */
+  encryptionKey?: string;
+  bodyLimitBytes?: number;
+  logger: Logger;
+}
+
+export interface RunningServer {
+  /** The API's base URL, when this process serves the API. */
+  url?: string;
+  db: Database;
+  store: ObjectStore;
+  app?: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export function defaultDataDir(): string {
+  return join(homedir(), '.threeport', 'server');
+}
+
+function loadEncryptionKey(config: ServerConfig): string {
+  if (config.encryptionKey) return config.encryptionKey;
+  if (config.databaseUrl) {
+    throw new Error(
+      'ENCRYPTION_KEY is required with an external database: every replica must share it (generate one with `openssl rand -base64 32`)',
+    );
+  }
+  const path = join(config.dataDir, 'encryption.key');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const key = FieldCipher.generateKey();
+  writeFileSync(path, `${key}\n`, { mode: 0o600 });
+  return key;
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const log = config.logger;
+  const started = Date.now();
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const cipher = new FieldCipher(loadEncryptionKey(config));
+  const db = await Database.open({
+    ...(config.databaseUrl ? { url: config.databaseUrl } : { embeddedDir: join(config.dataDir, 'db') }),
+    log: (line) => log.info(line),
+  });
+  try {
+    await migrate(db, KINDS);
+    const store = new ObjectStore(db, cipher);
+    let app: FastifyInstance | undefined;
+    let url: string | undefined;
+    let closing = false;
+
+    if (config.role === 'all' || config.role === 'api') {
+      const pki = config.auth ? await ensurePki(config.tlsDir ?? join(config.dataDir, 'pki')) : undefined;
+      app = await buildApiServer({
+        store,
+        logger: log,
+        ...(pki ? { tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key } } : {}),
+        ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
+        ready: () => !closing,
+      });
+      await app.listen({ port: config.port, host: config.host });
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+      url = `${config.auth ? 'https' : 'http'}://${host}:${port}`;
+    }
+    log.info({ url, role: config.role, auth: config.auth, ms: Date.now() - started }, 'threeport server started');
+
+    return {
+      ...(url ? { url } : {}),
+      ...(app ? { app } : {}),
+      db,
+      store,
+      async close() {
+        if (closing) return;
+        closing = true;
+        // Stop accepting, let in-flight requests finish, then release the database.
+        await app?.close();
+        await db.close();
+        log.info('threeport server stopped');
+        log.flush();
+      },
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

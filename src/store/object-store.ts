@@ -1,0 +1,361 @@
+// The object repository: create, read, list, update and delete objects of any
+// declared kind. Each hot-path operation is one prepared statement: a create
+// inserts the row, queues its reconcile and fires the wake-up in a single round
+// trip, so an acknowledged write can never lose its reconcile request.
+//
+// Objects leave the database as JSON text built by PostgreSQL, and the API
+// copies that text into the response without parsing it.
+import type pg from 'pg';
+import { randomUUID } from 'node:crypto';
+import { KIND_BY_NAME, blockingReferences } from '../kinds/index.js';
+import type { Kind } from '../kinds/declare.js';
+import type { JsonObject } from '../kinds/validate.js';
+import { ConflictError, InputError, NotFoundError } from '../errors.js';
+import type { FieldCipher } from '../crypto/field-encryption.js';
+import type { Database, Queryable } from './database.js';
+import { NOTIFY_CHANNEL, QUEUE_TABLE, nameConstraint, uniqueConstraint } from './schema.js';
+
+export type Operation = 'Created' | 'Updated' | 'Deleted';
+
+export interface ListPage {
+  total: number;
+  items: string[];
+}
+
+export interface WriteOptions {
+  /** Queue a reconcile when the object is left unreconciled (spec §1.6). Controllers writing their own status pass false. */
+  enqueue?: boolean;
+}
+
+/** SQL that upserts a reconcile request for the rows of CTE `src(id)`; repeated changes coalesce into one row. */
+function enqueueSql(kind: Kind, operationParam: string, payloadParam: string, where: string): string {
+  return `INSERT INTO ${QUEUE_TABLE} AS q (kind, object_id, operation, payload)
+      SELECT '${kind.name}', src.id, ${operationParam}, ${payloadParam} FROM src WHERE ${where}
+      ON CONFLICT (kind, object_id) DO UPDATE SET
+        operation = CASE
+          WHEN EXCLUDED.operation = 'Deleted' OR q.operation = 'Deleted' THEN 'Deleted'
+          WHEN q.operation = 'Created' THEN 'Created'
+          ELSE EXCLUDED.operation END,
+        generation = q.generation + 1,
+        queued_at = now(),
+        not_before = now(),
+        attempts = 0,
+        payload = coalesce(EXCLUDED.payload, q.payload)
+      RETURNING q.kind`;
+}
+
+/** The object's JSON as clients see it: model fields, stored fields and nested associations. */
+export function objectJson(kind: Kind, alias: string, withDeletedAt = false): string {
+  const model = `jsonb_build_object('ID', ${alias}.id, 'CreatedAt', ${alias}.created_at, 'UpdatedAt', ${alias}.updated_at${
+    withDeletedAt ? `, 'DeletedAt', ${alias}.deleted_at` : ''
+  })`;
+  const associations = Object.entries(kind.allFields)
+    .filter(([, s]) => s.type === 'association')
+    .map(([field, s]) => {
+      const child = KIND_BY_NAME.get(s.ref!)!;
+      return `jsonb_build_object('${field}', coalesce((SELECT jsonb_agg(${objectJson(child, 'c')} ORDER BY c.id) FROM ${
+        child.table
+      } c WHERE c.deleted_at IS NULL AND c.data @> jsonb_build_object('${s.backRef}', ${alias}.id)), '[]'::jsonb))`;
+    });
+  return [model, `${alias}.data`, ...associations].join(' || ');
+}
+
+interface KindStatements {
+  create: string;
+  get: string;
+  list: string;
+  count: string;
+  patch: string;
+  put: string;
+}
+
+function statementsFor(kind: Kind): KindStatements {
+  const t = kind.table;
+  const notify = `n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', kind) FROM q)`;
+  const unreconciled = `$3::boolean AND NOT coalesce((src.data->>'Reconciled')::boolean, false)`;
+  return {
+    // $1 data, $2 queue payload, $3 may enqueue
+    create: `WITH src AS (INSERT INTO ${t} (data) VALUES ($1::jsonb) RETURNING *),
+      q AS (${enqueueSql(kind, "'Created'", '$2::jsonb', unreconciled)}),
+      ${notify}
+      SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued FROM src`,
+    get: `SELECT (${objectJson(kind, 't')})::text AS json FROM ${t} t WHERE t.id = $1 AND t.deleted_at IS NULL`,
+    // $1 filter, $2 limit (NULL = all), $3 offset
+    list: `SELECT (${objectJson(kind, 't')})::text AS json, count(*) OVER () AS total
+      FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb ORDER BY t.id LIMIT $2 OFFSET $3`,
+    count: `SELECT count(*) AS total FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb`,
+    // $1 id, $2 changes, $3 may enqueue, $4 immutable fields that must match, $5 payload
+    patch: `WITH src AS (UPDATE ${t} SET data = data || $2::jsonb, updated_at = now()
+        WHERE id = $1 AND deleted_at IS NULL AND data @> $4::jsonb RETURNING *),
+      q AS (${enqueueSql(kind, "'Updated'", '$5::jsonb', unreconciled)}),
+      ${notify}
+      SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued FROM src`,
+    // $1 id, $2 replacement, $3 immutable fields that must match. PUT never queues (spec §1.6).
+    put: `UPDATE ${t} t SET data = $2::jsonb, updated_at = now()
+      WHERE t.id = $1 AND t.deleted_at IS NULL AND t.data @> $3::jsonb RETURNING (${objectJson(kind, 't')})::text AS json`,
+  };
+}
+
+function isUniqueViolation(err: unknown): err is { code: string; constraint?: string } {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === '23505';
+}
+
+export class ObjectStore {
+  readonly #statements = new Map<string, KindStatements>();
+
+  constructor(
+    readonly db: Database,
+    private readonly cipher: FieldCipher | undefined,
+  ) {}
+
+  #sql(kind: Kind): KindStatements {
+    let s = this.#statements.get(kind.name);
+    if (!s) {
+      s = statementsFor(kind);
+      this.#statements.set(kind.name, s);
+    }
+    return s;
+  }
+
+  /** Encrypts encrypted fields; splits transient fields off into the reconcile payload. */
+  #forStorage(kind: Kind, fields: JsonObject): { data: JsonObject; payload: JsonObject | null } {
+    const data: JsonObject = { ...fields };
+    let payload: JsonObject | null = null;
+    for (const name of kind.encryptedFields) {
+      if (data[name] === undefined) continue;
+      if (!this.cipher) {
+        throw new Error(`${kind.name}.${name} must be encrypted, but the server has no encryption key (ENCRYPTION_KEY)`);
+      }
+      const spec = kind.allFields[name]!;
+      const value = data[name];
+      const encrypted =
+        spec.type === 'stringMap'
+          ? Object.fromEntries(Object.entries(value as Record<string, string>).map(([k, v]) => [k, this.cipher!.encrypt(v)]))
+          : this.cipher.encrypt(String(value));
+      if (spec.transient) {
+        payload = { ...(payload ?? {}), [name]: encrypted };
+        delete data[name];
+      } else {
+        data[name] = encrypted;
+      }
+    }
+    for (const [name, spec] of Object.entries(kind.allFields)) {
+      if (spec.transient && data[name] !== undefined) {
+        payload = { ...(payload ?? {}), [name]: data[name] };
+        delete data[name];
+      }
+    }
+    return { data, payload };
+  }
+
+  #conflict(kind: Kind, err: unknown): never {
+    if (isUniqueViolation(err)) {
+      if (err.constraint === nameConstraint(kind)) throw new ConflictError('object with provided name already exists');
+      if (err.constraint === uniqueConstraint(kind)) {
+        throw new ConflictError(`${kind.name} with the same ${kind.uniqueTogether?.join(', ')} already exists`);
+      }
+    }
+    throw err;
+  }
+
+  #immutable(kind: Kind, fields: JsonObject): JsonObject {
+    const pinned: JsonObject = {};
+    for (const [name, spec] of Object.entries(kind.allFields)) {
+      if (spec.immutable && fields[name] !== undefined) pinned[name] = fields[name];
+    }
+    return pinned;
+  }
+
+  /** Why an update matched no row: the object is gone, or it would change an immutable field. */
+  async #explainNoMatch(kind: Kind, id: number, pinned: JsonObject, client: Queryable = this.db.pool): Promise<never> {
+    const current = await this.getObject(kind, id, client);
+    for (const [name, value] of Object.entries(pinned)) {
+      if (current[name] !== undefined && current[name] !== value) {
+        throw new InputError(
+          `field ${kind.name}.${name} cannot be changed once set: it is ${JSON.stringify(current[name])}, the request asks for ${JSON.stringify(value)}`,
+        );
+      }
+    }
+    throw new Error(`update of ${kind.name} ${id} matched no row`);
+  }
+
+  async create(kind: Kind, fields: JsonObject, options: WriteOptions = {}, client: Queryable = this.db.pool): Promise<string> {
+    const associations = Object.entries(kind.allFields).filter(([n, s]) => s.type === 'association' && fields[n]);
+    if (associations.length > 0 && client === this.db.pool) {
+      return this.db.transaction((tx) => this.create(kind, fields, options, tx));
+    }
+    const own: JsonObject = { ...fields };
+    for (const [name] of associations) delete own[name];
+    if (kind.name === 'AwsAccount' && own['ExternalId'] === undefined) own['ExternalId'] = randomUUID();
+    const { data, payload } = this.#forStorage(kind, own);
+    const enqueue = kind.reconciled && options.enqueue !== false;
+    let row: { json: string; id?: number };
+    try {
+      const res = await client.query({
+        name: `create_${kind.table}`,
+        text: this.#sql(kind).create,
+        values: [JSON.stringify(data), payload === null ? null : JSON.stringify(payload), enqueue],
+      });
+      row = res.rows[0];
+    } catch (err) {
+      this.#conflict(kind, err);
+    }
+    if (associations.length === 0) return row.json;
+    // Nested children (e.g. GatewayDefinition.HttpPorts) are rows of their own kind pointing back at the parent.
+    const parentId = (JSON.parse(row.json) as { ID: number }).ID;
+    for (const [name, spec] of associations) {
+      const child = KIND_BY_NAME.get(spec.ref!)!;
+      for (const item of fields[name] as JsonObject[]) {
+        await this.create(child, { ...item, [spec.backRef!]: parentId }, options, client);
+      }
+    }
+    return this.get(kind, parentId, client);
+  }
+
+  /** Creates several objects of one kind atomically (POST /v0/workload-resource-definition-sets). */
+  async createMany(kind: Kind, items: JsonObject[]): Promise<string[]> {
+    return this.db.transaction(async (tx) => {
+      const out: string[] = [];
+      for (const item of items) out.push(await this.create(kind, item, {}, tx));
+      return out;
+    });
+  }
+
+  async get(kind: Kind, id: number, client: Queryable = this.db.pool): Promise<string> {
+    const res = await client.query({ name: `get_${kind.table}`, text: this.#sql(kind).get, values: [id] });
+    const row = res.rows[0] as { json: string } | undefined;
+    if (!row) throw new NotFoundError('record not found');
+    return row.json;
+  }
+
+  async getObject(kind: Kind, id: number, client: Queryable = this.db.pool): Promise<JsonObject> {
+    return JSON.parse(await this.get(kind, id, client)) as JsonObject;
+  }
+
+  async list(kind: Kind, filter: JsonObject, page: number, size: number, client: Queryable = this.db.pool): Promise<ListPage> {
+    const limit = size < 0 ? null : size;
+    const offset = size < 0 ? 0 : (page - 1) * size;
+    const filterJson = JSON.stringify(filter);
+    const res = await client.query({
+      name: `list_${kind.table}`,
+      text: this.#sql(kind).list,
+      values: [filterJson, limit, offset],
+    });
+    const rows = res.rows as Array<{ json: string; total: number }>;
+    if (rows.length > 0) return { total: rows[0]!.total, items: rows.map((r) => r.json) };
+    if (offset === 0) return { total: 0, items: [] };
+    const count = await client.query({ name: `count_${kind.table}`, text: this.#sql(kind).count, values: [filterJson] });
+    return { total: (count.rows[0] as { total: number }).total, items: [] };
+  }
+
+  /** Parsed objects, for controllers. */
+  async find(kind: Kind, filter: JsonObject, client: Queryable = this.db.pool): Promise<JsonObject[]> {
+    const page = await this.list(kind, filter, 1, -1, client);
+    return page.items.map((j) => JSON.parse(j) as JsonObject);
+  }
+
+  async patch(kind: Kind, id: number, changes: JsonObject, options: WriteOptions = {}, client: Queryable = this.db.pool): Promise<string> {
+    const pinned = this.#immutable(kind, changes);
+    const { data, payload } = this.#forStorage(kind, changes);
+    const enqueue = kind.reconciled && options.enqueue !== false;
+    const res = await client
+      .query({
+        name: `patch_${kind.table}`,
+        text: this.#sql(kind).patch,
+        values: [id, JSON.stringify(data), enqueue, JSON.stringify(pinned), payload === null ? null : JSON.stringify(payload)],
+      })
+      .catch((err: unknown) => this.#conflict(kind, err));
+    const row = res.rows[0] as { json: string } | undefined;
+    if (!row) return this.#explainNoMatch(kind, id, pinned, client);
+    return row.json;
+  }
+
+  async put(kind: Kind, id: number, replacement: JsonObject, client: Queryable = this.db.pool): Promise<string> {
+    const pinned = this.#immutable(kind, replacement);
+    const { data } = this.#forStorage(kind, replacement);
+    const res = await client
+      .query({
+        name: `put_${kind.table}`,
+        text: this.#sql(kind).put,
+        values: [id, JSON.stringify(data), JSON.stringify(pinned)],
+      })
+      .catch((err: unknown) => this.#conflict(kind, err));
+    const row = res.rows[0] as { json: string } | undefined;
+    if (!row) return this.#explainNoMatch(kind, id, pinned, client);
+    return row.json;
+  }
+
+  /**
+   * DELETE /v0/<plural>/:id. Live referrers that block deletion give 409.
+   * Reconciled kinds are deleted in two phases (spec §1.7): the first call
+   * schedules deletion and queues the controller's cleanup; once the
+   * controller confirms, the final call soft-deletes the row.
+   */
+  async delete(kind: Kind, id: number): Promise<string> {
+    return this.db.transaction(async (tx) => {
+      const locked = await tx.query(`SELECT data FROM ${kind.table} WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, [id]);
+      const current = locked.rows[0] as { data: JsonObject } | undefined;
+      if (!current) throw new NotFoundError('record not found');
+      await this.#assertNoBlockingReferences(kind, id, tx);
+      if (kind.reconciled && !current.data['DeletionConfirmed']) {
+        if (current.data['DeletionScheduled']) throw new ConflictError(`object with ID ${id} already being deleted`);
+        return this.#scheduleDeletion(kind, id, tx);
+      }
+      return this.softDelete(kind, id, tx);
+    });
+  }
+
+  async #scheduleDeletion(kind: Kind, id: number, tx: pg.PoolClient): Promise<string> {
+    const res = await tx.query(
+      `WITH src AS (UPDATE ${kind.table} SET updated_at = now(),
+          data = data || jsonb_build_object('DeletionScheduled', to_jsonb(now()), 'Reconciled', false)
+          WHERE id = $1 RETURNING *),
+        q AS (${enqueueSql(kind, "'Deleted'", 'NULL::jsonb', 'true')}),
+        n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', kind) FROM q)
+       SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued FROM src`,
+      [id],
+    );
+    return (res.rows[0] as { json: string }).json;
+  }
+
+  /** The final, irreversible step: hide the row (its name becomes reusable) and drop pending work. */
+  async softDelete(kind: Kind, id: number, client: Queryable = this.db.pool): Promise<string> {
+    const res = await client.query(
+      `WITH gone AS (DELETE FROM ${QUEUE_TABLE} WHERE kind = $2 AND object_id = $1)
+       UPDATE ${kind.table} t SET deleted_at = now() WHERE t.id = $1 AND t.deleted_at IS NULL
+       RETURNING (${objectJson(kind, 't', true)})::text AS json`,
+      [id, kind.name],
+    );
+    const row = res.rows[0] as { json: string } | undefined;
+    if (!row) throw new NotFoundError('record not found');
+    return row.json;
+  }
+
+  async #assertNoBlockingReferences(kind: Kind, id: number, client: Queryable): Promise<void> {
+    for (const ref of blockingReferences(kind)) {
+      const res = await client.query(
+        `SELECT id FROM ${ref.kind.table} WHERE deleted_at IS NULL AND data @> jsonb_build_object($1::text, $2::bigint) LIMIT 1`,
+        [ref.field, id],
+      );
+      if (res.rows.length > 0) {
+        throw new ConflictError(
+          `${kind.name} ${id} has related ${ref.kind.name}s (for example ${ref.kind.name} ${(res.rows[0] as { id: number }).id}) - cannot be deleted`,
+        );
+      }
+    }
+  }
+
+  /** Soft-deletes every live object of `kind` matching `filter`; returns how many. */
+  async deleteWhere(kind: Kind, filter: JsonObject): Promise<number> {
+    const res = await this.db.query(
+      `UPDATE ${kind.table} SET deleted_at = now() WHERE deleted_at IS NULL AND data @> $1::jsonb`,
+      [JSON.stringify(filter)],
+    );
+    return res.rowCount ?? 0;
+  }
+
+  decrypt(value: string): string {
+    if (!this.cipher) throw new Error('the server has no encryption key (ENCRYPTION_KEY)');
+    return this.cipher.decrypt(value);
+  }
+}

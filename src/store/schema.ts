@@ -1,0 +1,70 @@
+// The database schema, derived from the kind declarations. Every kind gets a
+// table `v0_<snake_plural>`: the database-owned columns, and the object's own
+// fields as one JSONB document (fields change without DDL). The reconcile
+// queue lives beside them so that an object's write and its reconcile request
+// commit together.
+import type { Kind } from '../kinds/declare.js';
+
+export const ID_SEQUENCE = 'threeport_object_ids';
+export const QUEUE_TABLE = 'threeport_reconcile_queue';
+export const NOTIFY_CHANNEL = 'threeport_reconcile';
+
+export function nameConstraint(kind: Kind): string {
+  return `${kind.table}_live_name`;
+}
+
+export function uniqueConstraint(kind: Kind): string {
+  return `${kind.table}_live_unique`;
+}
+
+function kindDdl(kind: Kind): string[] {
+  const t = kind.table;
+  const ddl = [
+    `CREATE TABLE IF NOT EXISTS ${t} (
+       id bigint PRIMARY KEY DEFAULT nextval('${ID_SEQUENCE}'),
+       created_at timestamptz NOT NULL DEFAULT now(),
+       updated_at timestamptz NOT NULL DEFAULT now(),
+       deleted_at timestamptz,
+       data jsonb NOT NULL
+     )`,
+    // Query-key filters are JSON containment (data @> {...}) on live rows.
+    `CREATE INDEX IF NOT EXISTS ${t}_data ON ${t} USING gin (data jsonb_path_ops) WHERE deleted_at IS NULL`,
+  ];
+  if (kind.uniqueName) {
+    ddl.push(`CREATE UNIQUE INDEX IF NOT EXISTS ${nameConstraint(kind)} ON ${t} ((data->>'Name')) WHERE deleted_at IS NULL`);
+  }
+  if (kind.uniqueTogether) {
+    const cols = kind.uniqueTogether.map((f) => `(data->>'${f}')`).join(', ');
+    ddl.push(`CREATE UNIQUE INDEX IF NOT EXISTS ${uniqueConstraint(kind)} ON ${t} (${cols}) WHERE deleted_at IS NULL`);
+  }
+  return ddl;
+}
+
+export function schemaDdl(kinds: readonly Kind[]): string[] {
+  return [
+    `CREATE SEQUENCE IF NOT EXISTS ${ID_SEQUENCE}`,
+    `CREATE TABLE IF NOT EXISTS threeport_schema (
+       version integer PRIMARY KEY,
+       applied_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    // One row per object with pending work. Repeated changes coalesce into the
+    // row (generation counts them); a worker leases it until lease_expires_at.
+    `CREATE TABLE IF NOT EXISTS ${QUEUE_TABLE} (
+       kind text NOT NULL,
+       object_id bigint NOT NULL,
+       operation text NOT NULL CHECK (operation IN ('Created', 'Updated', 'Deleted')),
+       generation bigint NOT NULL DEFAULT 1,
+       first_queued_at timestamptz NOT NULL DEFAULT now(),
+       queued_at timestamptz NOT NULL DEFAULT now(),
+       not_before timestamptz NOT NULL DEFAULT now(),
+       attempts integer NOT NULL DEFAULT 0,
+       lease_owner text,
+       lease_expires_at timestamptz,
+       last_error text,
+       payload jsonb,
+       PRIMARY KEY (kind, object_id)
+     )`,
+    `CREATE INDEX IF NOT EXISTS ${QUEUE_TABLE}_due ON ${QUEUE_TABLE} (kind, not_before)`,
+    ...kinds.flatMap(kindDdl),
+  ];
+}

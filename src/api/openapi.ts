@@ -1,5 +1,5 @@
 // The OpenAPI 3.1 document, generated from the kind declarations.
-import { KINDS } from '../kinds/index.js';
+import { KINDS, kindNamed } from '../kinds/index.js';
 import type { FieldSpec, Kind } from '../kinds/declare.js';
 import { VERSION } from '../version.js';
 
@@ -172,6 +172,45 @@ export function buildOpenApi(): Record<string, unknown> {
       },
     };
   }
+  const wrd = '#/components/schemas/WorkloadResourceDefinition';
+  paths['/readyz'] = {
+    get: { operationId: 'getReadiness', responses: { '200': { description: 'Ready', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+  };
+  paths['/v0/workload-resource-definition-sets'] = {
+    post: {
+      tags: ['workload'],
+      operationId: 'addWorkloadResourceDefinitionSet',
+      description: 'Creates every WorkloadResourceDefinition of the array in one transaction.',
+      requestBody: { required: true, content: { 'application/json': { schema: { type: 'array', items: { $ref: wrd } } } } },
+      responses: { '201': ok(kindNamed('WorkloadResourceDefinition'), 'Created'), ...errorResponses([400, 409]) },
+    },
+  };
+  const eventsPath = paths['/v0/workload-events'] as Record<string, unknown>;
+  eventsPath['delete'] = {
+    tags: ['workload'],
+    operationId: 'deleteWorkloadEvents',
+    description: 'Deletes every event of one workload instance or helm workload instance: give exactly one parameter.',
+    parameters: ['workloadinstanceid', 'helmworkloadinstanceid'].map((name) => ({
+      name,
+      in: 'query',
+      schema: { type: 'integer', format: 'int64', minimum: 1 },
+    })),
+    responses: { '200': ok(kindNamed('WorkloadEvent'), 'Deleted; Meta.TotalCount is the number deleted'), ...errorResponses([400]) },
+  };
+  paths['/v0/events-join-attached-object-references'] = {
+    get: {
+      tags: ['events'],
+      operationId: 'listEventsOfObject',
+      description: 'Events attached to one object through AttachedObjectReferences.',
+      parameters: [
+        { name: 'objectid', in: 'query', required: true, schema: { type: 'integer', format: 'int64', minimum: 1 } },
+        ...['reason', 'note', 'type'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
+        { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
+        { name: 'size', in: 'query', schema: { type: 'integer', minimum: -1, default: 50 } },
+      ],
+      responses: { '200': ok(kindNamed('Event'), 'Matching events'), ...errorResponses([400]) },
+    },
+  };
   return {
     openapi: '3.1.0',
     info: {

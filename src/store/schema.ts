@@ -28,7 +28,8 @@ function kindDdl(kind: Kind): string[] {
        data jsonb NOT NULL
      )`,
     // Query-key filters are JSON containment (data @> {...}) on live rows.
-    `CREATE INDEX IF NOT EXISTS ${t}_data ON ${t} USING gin (data jsonb_path_ops) WHERE deleted_at IS NULL`,
+    // fastupdate off: a pending list of unmerged entries would be scanned linearly by every filtered list.
+    `CREATE INDEX IF NOT EXISTS ${t}_data ON ${t} USING gin (data jsonb_path_ops) WITH (fastupdate = off) WHERE deleted_at IS NULL`,
   ];
   if (kind.uniqueName) {
     ddl.push(`CREATE UNIQUE INDEX IF NOT EXISTS ${nameConstraint(kind)} ON ${t} ((data->>'Name')) WHERE deleted_at IS NULL`);

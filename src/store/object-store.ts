@@ -69,7 +69,7 @@ interface KindStatements {
   put: string;
 }
 
-function statementsFor(kind: Kind): KindStatements {
+export function statementsFor(kind: Kind): KindStatements {
   const t = kind.table;
   const notify = `n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', kind) FROM q)`;
   const unreconciled = `$3::boolean AND NOT coalesce((src.data->>'Reconciled')::boolean, false)`;

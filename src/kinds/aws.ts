@@ -18,6 +18,24 @@ export const AwsAccount = defineKind({
     RoleArn: f.string(),
     ExternalId: f.string({ serverSet: true }),
   },
+  uniqueWhenTrue: ['DefaultAccount'],
+  check: (a) => {
+    const keys = [a['AccessKeyID'], a['SecretAccessKey']].filter((v) => v !== undefined).length;
+    if (keys === 1) return 'AwsAccount needs both AccessKeyID and SecretAccessKey, or neither';
+    if (keys === 2 && a['RoleArn'] !== undefined) {
+      return 'AwsAccount takes one credential style: static keys (AccessKeyID and SecretAccessKey) or a role to assume (RoleArn), not both';
+    }
+    if (keys === 0 && a['RoleArn'] === undefined) {
+      return 'AwsAccount needs credentials: static keys (AccessKeyID and SecretAccessKey) or a role to assume (RoleArn)';
+    }
+    if (a['RoleArn'] !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+/.test(String(a['RoleArn']))) {
+      return `AwsAccount.RoleArn must be an IAM role ARN such as arn:aws:iam::123456789012:role/name, got ${JSON.stringify(a['RoleArn'])}`;
+    }
+    if (!/^\d{12}$/.test(String(a['AccountID']))) {
+      return `AwsAccount.AccountID must be a 12-digit AWS account ID, got ${JSON.stringify(a['AccountID'])}`;
+    }
+    return undefined;
+  },
 });
 
 export const AwsEksKubernetesRuntimeDefinition = defineKind({

@@ -56,6 +56,13 @@ export interface KindInput {
   readonly fields: Readonly<Record<string, FieldSpec>>;
   /** Unique index across these fields among live rows. */
   readonly uniqueTogether?: readonly string[];
+  /** Boolean fields at most one live object may have true (e.g. the default AWS account): 409 otherwise. */
+  readonly uniqueWhenTrue?: readonly string[];
+  /**
+   * Rules across fields, beyond each field's own type (upstream's BeforeCreate hooks). Gets the
+   * validated fields of a create or PUT; returns the problem, or undefined when the object is fine.
+   */
+  readonly check?: (fields: Readonly<Record<string, unknown>>) => string | undefined;
   /** Has no REST routes (kept for storage only). */
   readonly noRoutes?: boolean;
   readonly description?: string;
@@ -100,21 +107,26 @@ const INSTANCE_FIELDS: Readonly<Record<string, FieldSpec>> = {
   Status: { type: 'string' },
 };
 
-// Field builders keep the per-kind declarations short and uniform.
+// Field builders keep the per-kind declarations short and uniform. They keep
+// their options' literal types, so the typed client can derive each kind's
+// object type from its declaration (`ObjectOf` in src/client/types.ts).
 type Opts = Omit<FieldSpec, 'type'>;
+type Spec<T extends FieldType, O> = { readonly type: T } & O;
+function spec<T extends FieldType, O extends Opts>(type: T, o: O | undefined): Spec<T, O> {
+  return { type, ...o } as Spec<T, O>;
+}
 export const f = {
-  string: (o: Opts = {}): FieldSpec => ({ type: 'string', ...o }),
-  integer: (o: Opts = {}): FieldSpec => ({ type: 'integer', ...o }),
-  boolean: (o: Opts = {}): FieldSpec => ({ type: 'boolean', ...o }),
-  time: (o: Opts = {}): FieldSpec => ({ type: 'time', ...o }),
-  json: (o: Opts = {}): FieldSpec => ({ type: 'json', ...o }),
-  stringMap: (o: Opts = {}): FieldSpec => ({ type: 'stringMap', ...o }),
-  id: (ref: string, o: Opts = {}): FieldSpec => ({ type: 'id', ref, ...o }),
-  association: (ref: string, backRef: string, o: Opts = {}): FieldSpec => ({
-    type: 'association',
+  string: <const O extends Opts = {}>(o?: O) => spec('string', o),
+  integer: <const O extends Opts = {}>(o?: O) => spec('integer', o),
+  boolean: <const O extends Opts = {}>(o?: O) => spec('boolean', o),
+  time: <const O extends Opts = {}>(o?: O) => spec('time', o),
+  json: <const O extends Opts = {}>(o?: O) => spec('json', o),
+  stringMap: <const O extends Opts = {}>(o?: O) => spec('stringMap', o),
+  id: <const O extends Opts = {}>(ref: string, o?: O) => ({ ...spec('id', o), ref }),
+  association: <const O extends Opts = {}>(ref: string, backRef: string, o?: O) => ({
+    ...spec('association', o),
     ref,
     backRef,
-    ...o,
   }),
 };
 
@@ -122,7 +134,10 @@ function snake(kebab: string): string {
   return kebab.replace(/-/g, '_');
 }
 
-export function defineKind(input: KindInput): Kind {
+/** A kind that keeps its declaration's literal types (type-level only), for typed clients. */
+export type DeclaredKind<I extends KindInput> = Kind & { readonly declaration?: I };
+
+export function defineKind<const I extends KindInput>(input: I): DeclaredKind<I> {
   const baseFields = input.base === 'definition' ? DEFINITION_FIELDS : input.base === 'instance' ? INSTANCE_FIELDS : {};
   const hasReconciliation = input.reconciled || input.reconciliationFields === true;
   const allFields: Record<string, FieldSpec> = {

@@ -136,6 +136,10 @@ export function validatePayload(kind: Kind, body: unknown, mode: WriteMode, nest
       if (spec.default !== undefined && out[name] === undefined) out[name] = spec.default;
     }
   }
+  if ((mode === 'create' || mode === 'put') && kind.check) {
+    const problem = kind.check(out);
+    if (problem) throw new InputError(problem);
+  }
   return out;
 }
 

@@ -13,7 +13,7 @@ import type { JsonObject } from '../kinds/validate.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import type { FieldCipher } from '../crypto/field-encryption.js';
 import type { Database, Queryable } from './database.js';
-import { NOTIFY_CHANNEL, QUEUE_TABLE, nameConstraint, uniqueConstraint } from './schema.js';
+import { NOTIFY_CHANNEL, QUEUE_TABLE, nameConstraint, uniqueConstraint, uniqueTrueConstraint } from './schema.js';
 
 export type Operation = 'Created' | 'Updated' | 'Deleted';
 
@@ -153,6 +153,11 @@ export class ObjectStore {
   #conflict(kind: Kind, err: unknown): never {
     if (isUniqueViolation(err)) {
       if (err.constraint === nameConstraint(kind)) throw new ConflictError('object with provided name already exists');
+      for (const field of kind.uniqueWhenTrue ?? []) {
+        if (err.constraint === uniqueTrueConstraint(kind, field)) {
+          throw new ConflictError(`another ${kind.name} already has ${field} set to true; only one may`);
+        }
+      }
       if (err.constraint === uniqueConstraint(kind)) {
         throw new ConflictError(`${kind.name} with the same ${kind.uniqueTogether?.join(', ')} already exists`);
       }

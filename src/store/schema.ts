@@ -13,6 +13,10 @@ export function nameConstraint(kind: Kind): string {
   return `${kind.table}_live_name`;
 }
 
+export function uniqueTrueConstraint(kind: Kind, field: string): string {
+  return `${kind.table}_one_${field.toLowerCase()}`;
+}
+
 export function uniqueConstraint(kind: Kind): string {
   return `${kind.table}_live_unique`;
 }
@@ -33,6 +37,11 @@ function kindDdl(kind: Kind): string[] {
   ];
   if (kind.uniqueName) {
     ddl.push(`CREATE UNIQUE INDEX IF NOT EXISTS ${nameConstraint(kind)} ON ${t} ((data->>'Name')) WHERE deleted_at IS NULL`);
+  }
+  for (const field of kind.uniqueWhenTrue ?? []) {
+    ddl.push(
+      `CREATE UNIQUE INDEX IF NOT EXISTS ${uniqueTrueConstraint(kind, field)} ON ${t} ((data->>'${field}')) WHERE deleted_at IS NULL AND data->>'${field}' = 'true'`,
+    );
   }
   if (kind.uniqueTogether) {
     const cols = kind.uniqueTogether.map((f) => `(data->>'${f}')`).join(', ');

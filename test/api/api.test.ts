@@ -350,6 +350,34 @@ for (const backend of BACKENDS) {
       assert.match(serverSet.body.Status.error, /ExternalId of AwsAccount are set by the server/);
     });
 
+    test('AWS accounts: one credential style, one default account, a known region', async () => {
+      const base = { AccountID: '111122223333', DefaultRegion: 'us-west-2' };
+      const keys = { AccessKeyID: 'AKIAEXAMPLE', SecretAccessKey: 'secret' };
+      const role = { RoleArn: 'arn:aws:iam::111122223333:role/threeport' };
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ Name: 'both', ...base, ...keys, ...role }, /one credential style: static keys .* or a role to assume \(RoleArn\), not both/],
+        [{ Name: 'neither', ...base }, /AwsAccount needs credentials/],
+        [{ Name: 'half', ...base, AccessKeyID: 'AKIA' }, /needs both AccessKeyID and SecretAccessKey, or neither/],
+        [{ Name: 'region', ...base, ...role, DefaultRegion: 'mars-north-1' }, /DefaultRegion has invalid value "mars-north-1": must be one of us-east-1/],
+        [{ Name: 'acct-id', ...base, ...role, AccountID: '12' }, /AccountID must be a 12-digit AWS account ID, got "12"/],
+        [{ Name: 'arn', ...base, RoleArn: 'role/x' }, /RoleArn must be an IAM role ARN/],
+      ];
+      for (const [body, message] of cases) {
+        const res = await call(api, 'POST', '/v0/aws-accounts', body);
+        assert.equal(res.status, 400, res.text);
+        assert.match(res.body.Status.error, message);
+      }
+      const first = await call(api, 'POST', '/v0/aws-accounts', { Name: 'default-1', ...base, ...role, DefaultAccount: true });
+      assert.equal(first.status, 201, first.text);
+      const second = await call(api, 'POST', '/v0/aws-accounts', { Name: 'default-2', ...base, ...keys, DefaultAccount: true });
+      assert.equal(second.status, 409);
+      assert.equal(second.body.Status.error, 'another AwsAccount already has DefaultAccount set to true; only one may');
+      const notDefault = await call(api, 'POST', '/v0/aws-accounts', { Name: 'other', ...base, ...keys, DefaultAccount: false });
+      assert.equal(notDefault.status, 201);
+      const flip = await call(api, 'PATCH', `/v0/aws-accounts/${notDefault.body.Data![0]!['ID']}`, { DefaultAccount: true });
+      assert.equal(flip.status, 409);
+    });
+
     test('SecretDefinition.Data is not stored on the row, only encrypted in the reconcile request', async () => {
       const res = await call(api, 'POST', '/v0/secret-definitions', { Name: 'db-creds', Data: { password: 'hunter2' } });
       assert.equal(res.status, 201, res.text);

@@ -68,6 +68,11 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
   app.patch(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
     const fields = validatePayload(kind, req.body, 'patch');
+    if (kind.check) {
+      // Cross-field rules hold for the object as it will be, not just for the patch.
+      const problem = kind.check({ ...(await store.getObject(kind, id)), ...fields });
+      if (problem) throw new InputError(problem);
+    }
     return send(reply, single(kind.name, await store.patch(kind, id, fields)));
   });
 

@@ -1,4 +1,5 @@
 import { defineKind, f } from './declare.js';
+import { ManifestError, splitManifest } from './manifest.js';
 
 export const WorkloadDefinition = defineKind({
   name: 'WorkloadDefinition',
@@ -9,6 +10,16 @@ export const WorkloadDefinition = defineKind({
   description: 'A multi-document Kubernetes manifest that instances deploy.',
   fields: {
     YAMLDocument: f.string({ required: true, description: 'Multi-document Kubernetes YAML.' }),
+  },
+  // Upstream accepts any text and fails later in the controller; we refuse it at the door.
+  check: (def) => {
+    try {
+      splitManifest(String(def['YAMLDocument']));
+      return undefined;
+    } catch (err) {
+      if (err instanceof ManifestError) return err.message;
+      throw err;
+    }
   },
 });
 

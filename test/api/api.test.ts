@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { BACKENDS, call, startTestApi, type TestApi } from '../harness/api-server.js';
 
 const MANIFEST = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n';
+const manifest = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n`;
 
 for (const backend of BACKENDS) {
   describe(`v0 API on ${backend} database`, () => {
@@ -127,6 +128,30 @@ for (const backend of BACKENDS) {
       assert.equal(await rowCount('v0_workload_definitions'), before);
     });
 
+    test('a WorkloadDefinition whose YAMLDocument is not Kubernetes objects gets 400 at create time', async () => {
+      const cases: Array<[string, RegExp]> = [
+        ['a: [1, 2', /^YAMLDocument is not valid YAML \(document 1\)/],
+        ['just text', /^YAMLDocument document 1 is not a Kubernetes object/],
+        [`${MANIFEST}---\nkind: Service\nmetadata:\n  name: x\n`, /^YAMLDocument document 2 is not a Kubernetes object: apiVersion missing/],
+        ['apiVersion: v1\nkind: Pod\n', /^YAMLDocument document 1 \(Pod\) has no metadata mapping$/],
+        ['---\n---\n', /^YAMLDocument holds no Kubernetes objects$/],
+      ];
+      for (const [doc, message] of cases) {
+        const res = await call(api, 'POST', '/v0/workload-definitions', { Name: 'bad-yaml', YAMLDocument: doc });
+        assert.equal(res.status, 400, doc);
+        assert.match(res.body.Status.error, message);
+      }
+      const def = await createDefinition('good-yaml');
+      const patch = await call(api, 'PATCH', `/v0/workload-definitions/${def.ID}`, { YAMLDocument: 'nope' });
+      assert.equal(patch.status, 400);
+      assert.match(patch.body.Status.error, /not a Kubernetes object/);
+      const multi = await call(api, 'POST', '/v0/workload-definitions', {
+        Name: 'multi',
+        YAMLDocument: `${manifest('one')}---\n${manifest('two')}---\n`,
+      });
+      assert.equal(multi.status, 201, multi.text);
+    });
+
     test('oversized bodies get 413 with the envelope', async () => {
       const res = await call(api, 'POST', '/v0/workload-definitions', { Name: 'big', YAMLDocument: 'x'.repeat(100 * 1024) });
       assert.equal(res.status, 413);
@@ -229,19 +254,19 @@ for (const backend of BACKENDS) {
       assert.equal(done.status, 200);
       assert.equal(done.body.Data![0]!['YAMLDocument'], MANIFEST);
       assert.equal(await queueRow('WorkloadDefinition', def.ID), undefined);
-      const again = await call(api, 'PATCH', `/v0/workload-definitions/${def.ID}`, { Reconciled: false, YAMLDocument: 'a: 1' });
-      assert.equal(again.body.Data![0]!['YAMLDocument'], 'a: 1');
+      const again = await call(api, 'PATCH', `/v0/workload-definitions/${def.ID}`, { Reconciled: false, YAMLDocument: manifest('a1') });
+      assert.equal(again.body.Data![0]!['YAMLDocument'], manifest('a1'));
       assert.equal((await queueRow('WorkloadDefinition', def.ID))?.operation, 'Updated');
-      const twice = await call(api, 'PATCH', `/v0/workload-definitions/${def.ID}`, { YAMLDocument: 'a: 2' });
+      const twice = await call(api, 'PATCH', `/v0/workload-definitions/${def.ID}`, { YAMLDocument: manifest('a2') });
       assert.equal(twice.status, 200);
       assert.deepEqual(await queueRow('WorkloadDefinition', def.ID), { operation: 'Updated', generation: 2 });
 
       const putMissing = await call(api, 'PUT', `/v0/workload-definitions/${def.ID}`, { Name: 'patch-def' });
       assert.equal(putMissing.status, 400);
       assert.match(putMissing.body.Status.error, /Missing required field\(s\) : YAMLDocument/);
-      const put = await call(api, 'PUT', `/v0/workload-definitions/${def.ID}`, { Name: 'patch-def', YAMLDocument: 'b: 1' });
+      const put = await call(api, 'PUT', `/v0/workload-definitions/${def.ID}`, { Name: 'patch-def', YAMLDocument: manifest('b1') });
       assert.equal(put.status, 200);
-      assert.equal(put.body.Data![0]!['YAMLDocument'], 'b: 1');
+      assert.equal(put.body.Data![0]!['YAMLDocument'], manifest('b1'));
       assert.equal(put.body.Data![0]!['Reconciled'], undefined, 'PUT replaces: omitted optional fields are gone');
       assert.deepEqual(await queueRow('WorkloadDefinition', def.ID), { operation: 'Updated', generation: 2 });
 
@@ -249,7 +274,7 @@ for (const backend of BACKENDS) {
       assert.equal(emptyPatch.status, 400);
       const model = await call(api, 'PATCH', `/v0/workload-definitions/${def.ID}`, { ID: 9 });
       assert.match(model.body.Status.error, /GORM Model fields is not allowed : ID/);
-      assert.equal((await call(api, 'PATCH', '/v0/workload-definitions/99999999', { YAMLDocument: 'x' })).status, 404);
+      assert.equal((await call(api, 'PATCH', '/v0/workload-definitions/99999999', { YAMLDocument: MANIFEST })).status, 404);
     });
 
     test('nested associations are created with the parent and cannot be PATCHed', async () => {

@@ -1,0 +1,48 @@
+// Kubernetes manifests as Threeport receives them: one YAML string holding
+// several documents. Splitting and checking happen here, once, for the API's
+// create-time validation and for the workload controller.
+import { parseAllDocuments } from 'yaml';
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name?: string; generateName?: string; namespace?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+export class ManifestError extends Error {}
+
+/** Splits a multi-document manifest into objects; throws ManifestError naming the document and what is wrong. */
+export function splitManifest(yamlText: string, field = 'YAMLDocument'): KubeObject[] {
+  const docs = parseAllDocuments(yamlText, { prettyErrors: true });
+  const objects: KubeObject[] = [];
+  let index = 0;
+  for (const doc of Array.isArray(docs) ? docs : [docs]) {
+    index++;
+    if (doc.errors.length > 0) {
+      throw new ManifestError(`${field} is not valid YAML (document ${index}): ${doc.errors[0]!.message.split('\n')[0]}`);
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue; // empty document, e.g. a trailing ---
+    const where = `${field} document ${index}`;
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      throw new ManifestError(`${where} is not a Kubernetes object: expected a mapping with apiVersion, kind and metadata`);
+    }
+    const obj = value as Record<string, unknown>;
+    const missing = ['apiVersion', 'kind'].filter((k) => typeof obj[k] !== 'string' || obj[k] === '');
+    if (missing.length > 0) {
+      throw new ManifestError(`${where} is not a Kubernetes object: ${missing.join(' and ')} missing or not a string`);
+    }
+    const metadata = obj['metadata'];
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      throw new ManifestError(`${where} (${String(obj['kind'])}) has no metadata mapping`);
+    }
+    const meta = metadata as Record<string, unknown>;
+    if (typeof meta['name'] !== 'string' && typeof meta['generateName'] !== 'string') {
+      throw new ManifestError(`${where} (${String(obj['kind'])}) has no metadata.name`);
+    }
+    objects.push(obj as KubeObject);
+  }
+  if (objects.length === 0) throw new ManifestError(`${field} holds no Kubernetes objects`);
+  return objects;
+}

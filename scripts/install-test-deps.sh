@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs or builds everything the test suite needs that npm does not bring:
+# a PostgreSQL server (Debian's), util-linux's unshare (runs the embedded
+# PostgreSQL when we are root), and the Kubernetes test binaries (built once
+# per machine from Go modules into a cache outside the repo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[install-test-deps] %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  apt_install postgresql
+fi
+say "PostgreSQL server: $(ls -d /usr/lib/postgresql/*/bin | tail -1)"
+
+if [ "$(id -u)" = 0 ] && ! command -v unshare >/dev/null 2>&1; then
+  apt_install util-linux
+fi
+
+if [ "${THREEPORT_SKIP_KUBE:-}" = 1 ]; then
+  say "THREEPORT_SKIP_KUBE=1: not building the Kubernetes test binaries"
+else
+  if ! command -v go >/dev/null 2>&1; then apt_install golang-go; fi
+  bash scripts/k8s/build-test-bins.sh
+fi

@@ -13,6 +13,11 @@ import { ObjectStore } from './store/object-store.js';
 import { FieldCipher } from './crypto/field-encryption.js';
 import { ensurePki } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
+import { loadReconcilers } from './controllers/index.js';
+import { ReconcileMetrics } from './reconcile/metrics.js';
+import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
+import { ReconcileRuntime, type ReconcileRuntimeSettings } from './reconcile/runtime.js';
+import type { Reconciler } from './reconcile/types.js';
 
 export type Role = 'all' | 'api' | 'controllers';
 export const ROLES: readonly Role[] = ['all', 'api', 'controllers'];
@@ -31,6 +36,12 @@ export interface ServerConfig {
   encryptionKey?: string;
   bodyLimitBytes?: number;
   logger: Logger;
+  /** Role controllers|all: the reconcilers to run (default: the built-in controllers). */
+  reconcilers?: readonly Reconciler[];
+  /** Role controllers|all: concurrency, retry policy, polling, leases, resync. */
+  controllers?: ReconcileRuntimeSettings;
+  /** Serve /metrics, /healthz and /readyz over plain HTTP on this port (0 = off; the API serves /metrics anyway). */
+  metricsPort?: number;
 }
 
 export interface RunningServer {
@@ -39,6 +50,11 @@ export interface RunningServer {
   db: Database;
   store: ObjectStore;
   app?: FastifyInstance;
+  /** The controller runtime, when this process runs controllers. */
+  controllers?: ReconcileRuntime;
+  metrics: ReconcileMetrics;
+  /** The plain-HTTP metrics listener's base URL, when --metrics-port is set. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -69,10 +85,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     ...(config.databaseUrl ? { url: config.databaseUrl } : { embeddedDir: join(config.dataDir, 'db') }),
     log: (line) => log.info(line),
   });
+  let app: FastifyInstance | undefined;
+  let controllers: ReconcileRuntime | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     await migrate(db, KINDS);
     const store = new ObjectStore(db, cipher);
-    let app: FastifyInstance | undefined;
+    const metrics = new ReconcileMetrics(db, { log });
     let url: string | undefined;
     let closing = false;
 
@@ -84,6 +103,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         ...(pki ? { tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key } } : {}),
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
         ready: () => !closing,
+        extend: (api) => api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text())),
       });
       await app.listen({ port: config.port, host: config.host });
       const address = app.server.address();
@@ -91,24 +111,50 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
       url = `${config.auth ? 'https' : 'http'}://${host}:${port}`;
     }
-    log.info({ url, role: config.role, auth: config.auth, ms: Date.now() - started }, 'threeport server started');
+    if (config.role === 'all' || config.role === 'controllers') {
+      const loaded = await loadReconcilers(config.reconcilers);
+      const hooks = [config.controllers?.onSettled, loaded.onSettled].filter((h) => h !== undefined);
+      controllers = await ReconcileRuntime.start({
+        ...config.controllers,
+        ...(hooks.length > 0 ? { onSettled: (s) => hooks.forEach((h) => h(s)) } : {}),
+        store,
+        reconcilers: loaded.reconcilers,
+        logger: log.child({ component: 'controllers' }),
+        metrics,
+      });
+    }
+    if (config.metricsPort) {
+      metricsServer = await startMetricsServer({ metrics, host: config.host, port: config.metricsPort, ready: () => !closing, log });
+    }
+    log.info(
+      { url, metricsUrl: metricsServer?.url, role: config.role, auth: config.auth, ms: Date.now() - started },
+      'threeport server started',
+    );
 
     return {
       ...(url ? { url } : {}),
       ...(app ? { app } : {}),
+      ...(controllers ? { controllers } : {}),
+      ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
       db,
       store,
+      metrics,
       async close() {
         if (closing) return;
         closing = true;
-        // Stop accepting, let in-flight requests finish, then release the database.
+        // Stop accepting, let in-flight requests and reconciles finish, then release the database.
         await app?.close();
+        await controllers?.stop();
+        await metricsServer?.close();
         await db.close();
         log.info('threeport server stopped');
         log.flush();
       },
     };
   } catch (err) {
+    await controllers?.stop(0);
+    await metricsServer?.close();
+    await app?.close();
     await db.close();
     throw err;
   }

@@ -1,0 +1,85 @@
+// The reconciler contract (spec §1.2 step 5, §1.4–§1.8) in TypeScript.
+//
+// A reconciler handles one kind. The runtime reads the current object before
+// each call, so handlers are level-triggered: make the world match the object,
+// idempotently. A handler resolves to nothing (done) or to `{ requeueAfterMs }`
+// (not done yet: run again later, e.g. while a cloud resource is being
+// created). A thrown error is retried with backoff; an error with
+// `retryable: false` (TerminalError) is recorded and not retried until the
+// object changes.
+import type { Logger } from 'pino';
+import type { Kind } from '../kinds/declare.js';
+import type { JsonObject } from '../kinds/validate.js';
+import type { ObjectStore, Operation } from '../store/object-store.js';
+import type { Clock } from './clock.js';
+import type { StoreTransaction } from './choreography.js';
+import type { EventType } from './events.js';
+
+export type ReconcileResult = void | undefined | { requeueAfterMs: number };
+
+export interface ReconcileContext {
+  readonly kind: Kind;
+  readonly id: number;
+  readonly operation: Operation;
+  /** 1 for the first attempt at this change; n after n − 1 consecutive failures. */
+  readonly attempt: number;
+  /** When this work was first queued (it survives retries and coalesced changes). */
+  readonly firstQueuedAt: Date;
+  readonly store: ObjectStore;
+  /** Carries kind, id, operation and attempt. */
+  readonly log: Logger;
+  /** Transient data that travels with the request, e.g. SecretDefinition.Data (encrypted values). */
+  readonly payload: JsonObject | null;
+  /** Aborted when the process shuts down or the lease on this item is lost: stop and throw. */
+  readonly signal: AbortSignal;
+  readonly clock: Clock;
+  /** Writes this object's own status without queuing another reconcile of it. */
+  patchSelf(changes: JsonObject): Promise<JsonObject>;
+  /** Several store writes in one transaction: derived objects, `requestReconcile` on others (spec §1.6). */
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
+  /** Records an event on this object (de-duplicated); the runtime records success and failure events itself. */
+  recordEvent(event: { reason: string; note: string; type?: EventType }): Promise<void>;
+}
+
+export interface Reconciler<T extends JsonObject = JsonObject> {
+  /** The kind's name, e.g. "WorkloadInstance". It must be a reconciled kind. */
+  readonly kind: string;
+  /** ReportingController on events; default from the kind's domain, e.g. "WorkloadController". */
+  readonly controller?: string;
+  /** Reconciles of this kind running at once in one process; default from the runtime. */
+  readonly concurrency?: number;
+  created?(ctx: ReconcileContext, object: T): Promise<ReconcileResult>;
+  updated?(ctx: ReconcileContext, object: T): Promise<ReconcileResult>;
+  /** Clean up; the runtime then confirms the deletion and soft-deletes the row (spec §1.7). */
+  deleted?(ctx: ReconcileContext, object: T): Promise<ReconcileResult>;
+}
+
+/** Identity, for type inference: `export default defineReconciler<WorkloadInstance>({ kind: 'WorkloadInstance', ... })`. */
+export function defineReconciler<T extends JsonObject = JsonObject>(reconciler: Reconciler<T>): Reconciler {
+  return reconciler as unknown as Reconciler;
+}
+
+export type Outcome =
+  | 'reconciled' // handler succeeded; Reconciled: true written (or the object deleted)
+  | 'requeued' // handler asked to run again later
+  | 'failed' // handler threw; retry scheduled
+  | 'terminal' // handler threw a terminal error; no retry until the object changes
+  | 'skipped' // a create for an object whose deletion is scheduled
+  | 'dropped' // the object no longer exists
+  | 'released' // shutdown: the item was handed back untouched
+  | 'lease-lost' // another worker owns the item now; nothing written
+  | 'error'; // the runtime could not record the outcome (database); the lease will expire
+
+/** What happened to one leased item; reported after the outcome is committed. */
+export interface Settlement {
+  kind: string;
+  id: number;
+  operation: Operation;
+  attempt: number;
+  outcome: Outcome;
+  durationMs: number;
+  /** For 'reconciled': the object changed meanwhile and will run again. */
+  again?: boolean;
+  error?: string;
+  delayMs?: number;
+}

@@ -71,6 +71,20 @@ export interface LeafOptions {
   dnsNames?: string[];
   ips?: string[];
   years?: number;
+  /** Subject O= values (default Threeport). Kubernetes reads them as groups, e.g. system:masters. */
+  organizations?: string[];
+}
+
+function escapeDn(value: string): string {
+  return value.replace(/([,+"\\<>;=])/g, '\\$1');
+}
+
+/** A bare ECDSA P-256 key pair in PEM (PKCS#8 private, SPKI public), e.g. for signing service-account tokens. */
+export async function generateKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
+  const keys = await generateKeys();
+  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey as webcrypto.CryptoKey));
+  const b64 = spki.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd();
+  return { privateKey: await keyPem(keys.privateKey), publicKey: `-----BEGIN PUBLIC KEY-----\n${b64}\n-----END PUBLIC KEY-----\n` };
 }
 
 export async function issueCertificate(ca: KeyPairPem, options: LeafOptions): Promise<KeyPairPem> {
@@ -83,7 +97,7 @@ export async function issueCertificate(ca: KeyPairPem, options: LeafOptions): Pr
   ];
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${options.commonName}, O=Threeport`,
+    subject: [`CN=${escapeDn(options.commonName)}`, ...(options.organizations ?? ['Threeport']).map((o) => `O=${escapeDn(o)}`)].join(', '),
     issuer: caCert.subject,
     notBefore: new Date(Date.now() - DAY),
     notAfter: new Date(Date.now() + (options.years ?? 5) * 365 * DAY),

@@ -1,5 +1,7 @@
-// Tiny HTTPS client for a test cluster's API server, authenticated by client certificate.
-// Deliberately dependency-free (node:https) so that tests need no Kubernetes client library.
+// A tiny HTTPS client for a simulated cluster's own API server (readiness checks and
+// fake-node registration while the cluster starts), authenticated by client certificate.
+// Dependency-free (node:https), so tests can also use it to check a cluster directly,
+// independently of the kube provider under test.
 import { request } from 'node:https';
 
 export interface KubeCredentials {
@@ -20,6 +22,7 @@ export interface KubeRequestOptions {
   body?: unknown;
   contentType?: string;
   timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 /** Sends one request; resolves with any HTTP status, rejects on connection errors or timeout. */
@@ -49,6 +52,7 @@ export function kubeRequest(
             : { 'content-type': opts.contentType ?? 'application/json', 'content-length': Buffer.byteLength(payload) }),
         },
         timeout: opts.timeoutMs ?? 10_000,
+        ...(opts.signal ? { signal: opts.signal } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -80,17 +84,24 @@ export class FatalPollError extends Error {
 
 /**
  * Polls `check` every `intervalMs` until it returns a non-undefined value or `timeoutMs` passes.
- * Errors thrown by `check` are retried, except FatalPollError, which is rethrown.
+ * Errors thrown by `check` are retried, except FatalPollError, which is rethrown. An aborted
+ * `signal` stops the wait with its reason.
  */
 export async function pollUntil<T>(
   what: string,
   check: () => Promise<T | undefined>,
-  { timeoutMs, intervalMs = 250, onWait }: { timeoutMs: number; intervalMs?: number; onWait?: (elapsedMs: number) => void },
+  {
+    timeoutMs,
+    intervalMs = 250,
+    onWait,
+    signal,
+  }: { timeoutMs: number; intervalMs?: number; onWait?: (elapsedMs: number) => void; signal?: AbortSignal },
 ): Promise<T> {
   const start = Date.now();
   let lastError: unknown;
   let lastReport = start;
   for (;;) {
+    signal?.throwIfAborted();
     try {
       const v = await check();
       if (v !== undefined) return v;
@@ -108,6 +119,14 @@ export async function pollUntil<T>(
       lastReport = now;
       onWait(now - start);
     }
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, intervalMs);
+      function done(): void {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 }

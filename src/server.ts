@@ -13,7 +13,7 @@ import { ObjectStore } from './store/object-store.js';
 import { FieldCipher } from './crypto/field-encryption.js';
 import { ensurePki } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
-import { loadReconcilers } from './controllers/index.js';
+import { loadReconcilers, type Controller } from './controllers/index.js';
 import { ReconcileMetrics } from './reconcile/metrics.js';
 import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
 import { ReconcileRuntime, type ReconcileRuntimeSettings } from './reconcile/runtime.js';
@@ -88,6 +88,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   let app: FastifyInstance | undefined;
   let controllers: ReconcileRuntime | undefined;
   let metricsServer: MetricsServer | undefined;
+  let domainControllers: Controller[] = [];
   try {
     await migrate(db, KINDS);
     const store = new ObjectStore(db, cipher);
@@ -112,7 +113,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       url = `${config.auth ? 'https' : 'http'}://${host}:${port}`;
     }
     if (config.role === 'all' || config.role === 'controllers') {
-      const loaded = await loadReconcilers(config.reconcilers);
+      const loaded = await loadReconcilers(config.reconcilers, { dataDir: config.dataDir, logger: log });
+      domainControllers = loaded.controllers;
       const hooks = [config.controllers?.onSettled, loaded.onSettled].filter((h) => h !== undefined);
       controllers = await ReconcileRuntime.start({
         ...config.controllers,
@@ -122,6 +124,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         logger: log.child({ component: 'controllers' }),
         metrics,
       });
+      for (const c of domainControllers) await c.start?.(store);
     }
     if (config.metricsPort) {
       metricsServer = await startMetricsServer({ metrics, host: config.host, port: config.metricsPort, ready: () => !closing, log });
@@ -145,6 +148,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         // Stop accepting, let in-flight requests and reconciles finish, then release the database.
         await app?.close();
         await controllers?.stop();
+        for (const c of domainControllers) await c.stop?.().catch((err: unknown) => log.warn({ err: String(err) }, 'controller stop failed'));
         await metricsServer?.close();
         await db.close();
         log.info('threeport server stopped');
@@ -153,6 +157,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     };
   } catch (err) {
     await controllers?.stop(0);
+    for (const c of domainControllers) await c.stop?.().catch(() => {});
     await metricsServer?.close();
     await app?.close();
     await db.close();

@@ -10,25 +10,51 @@
 // read only when set; never set it in production.
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
 import type { Reconciler, Settlement } from '../reconcile/types.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { KubernetesRuntimeController } from './kubernetes-runtime/index.js';
 
 export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
 
-/** The controllers this build ships. None yet: they arrive domain by domain. */
-export function builtInReconcilers(): Reconciler[] {
-  return [];
+/** What built-in controllers need from the server. */
+export interface ControllerEnvironment {
+  dataDir: string;
+  logger: Logger;
+}
+
+/** A domain's controller: its reconcilers, and work around the reconcile runtime's life. */
+export interface Controller {
+  readonly reconcilers: readonly Reconciler[];
+  /** After the reconcile runtime has started (e.g. bring back local clusters after a restart). */
+  start?(store: ObjectStore): Promise<void>;
+  /** After the reconcile runtime has stopped, before the database closes (e.g. stop child processes). */
+  stop?(): Promise<void>;
+}
+
+/** The controllers this build ships; they arrive domain by domain. */
+export function builtInControllers(env: ControllerEnvironment): Controller[] {
+  return [new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) })];
+}
+
+/** The built-in controllers' reconcilers (none without an environment). */
+export function builtInReconcilers(env?: ControllerEnvironment): Reconciler[] {
+  return env ? builtInControllers(env).flatMap((c) => [...c.reconcilers]) : [];
 }
 
 export interface ReconcilerSet {
   reconcilers: Reconciler[];
+  /** The built-in controllers in use (their start/stop hooks); none when reconcilers are explicit. */
+  controllers: Controller[];
   onSettled?: (settlement: Settlement) => void;
 }
 
 /** `explicit` (or the built-ins), plus the test module named by THREEPORT_TEST_RECONCILERS when it is set. */
-export async function loadReconcilers(explicit?: readonly Reconciler[]): Promise<ReconcilerSet> {
-  const base = [...(explicit ?? builtInReconcilers())];
+export async function loadReconcilers(explicit?: readonly Reconciler[], env?: ControllerEnvironment): Promise<ReconcilerSet> {
+  const controllers = explicit || !env ? [] : builtInControllers(env);
+  const base = [...(explicit ?? controllers.flatMap((c) => [...c.reconcilers]))];
   const path = process.env[TEST_RECONCILERS_ENV];
-  if (!path) return { reconcilers: base };
+  if (!path) return { reconcilers: base, controllers };
   const url = pathToFileURL(isAbsolute(path) ? path : resolve(path)).href;
   const mod = (await import(url)) as { reconcilers?: unknown; onSettled?: unknown };
   if (!Array.isArray(mod.reconcilers)) {
@@ -38,6 +64,7 @@ export async function loadReconcilers(explicit?: readonly Reconciler[]): Promise
   const replaced = new Set(test.map((r) => r.kind));
   return {
     reconcilers: [...base.filter((r) => !replaced.has(r.kind)), ...test],
+    controllers,
     ...(typeof mod.onSettled === 'function' ? { onSettled: mod.onSettled as (s: Settlement) => void } : {}),
   };
 }

@@ -109,7 +109,12 @@ export async function startMoto(options: { timeoutMs?: number } = {}): Promise<M
 }
 
 /** What the proxy does with one request. */
-export type Fault = 'pass' | 'throttle' | 'unavailable' | 'internal';
+/**
+ * What the proxy does with one request. 'signature' answers 403 SignatureDoesNotMatch and echoes the
+ * request's Authorization header in the message, as AWS echoes the string it signed: it checks that
+ * no credential in an AWS error message survives into our errors and logs.
+ */
+export type Fault = 'pass' | 'throttle' | 'unavailable' | 'internal' | 'signature';
 
 export interface FaultRule {
   /**
@@ -128,12 +133,19 @@ export interface FaultRule {
   maxFaults?: number;
 }
 
+/** A request the proxy saw (the first 1,000 of them), for assertions about what was sent. */
+export interface SeenRequest {
+  operation: string;
+  authorization: string;
+  body: string;
+}
+
 export interface FaultProxy {
   url: string;
   /** Replaces the rule; counters keep running. */
   setRule(rule: FaultRule | undefined): void;
   /** Requests seen, and faults injected, per kind. */
-  readonly stats: { requests: number; injected: Record<Exclude<Fault, 'pass'>, number>; operations: string[] };
+  readonly stats: { requests: number; injected: Record<Exclude<Fault, 'pass'>, number>; operations: string[]; seen: SeenRequest[] };
   close(): Promise<void>;
 }
 
@@ -149,23 +161,51 @@ function operationOf(req: IncomingMessage, body: Buffer): string {
   return `${req.method} ${url.pathname}`;
 }
 
-function writeFault(res: ServerResponse, fault: Exclude<Fault, 'pass'>, req: IncomingMessage): void {
-  const json = typeof req.headers['x-amz-target'] === 'string' || String(req.headers['content-type'] ?? '').includes('json');
+type Protocol = 'json' | 'ec2' | 'query' | 's3';
+
+function protocolOf(req: IncomingMessage, body: Buffer): Protocol {
+  if (typeof req.headers['x-amz-target'] === 'string') return 'json';
+  const path = new URL(req.url ?? '/', 'http://x').pathname;
+  if (path.startsWith('/clusters')) return 'json'; // EKS (REST-JSON)
+  const form = body.toString('utf8');
+  if (/(?:^|&)Action=/.test(form) || /[?&]Action=/.test(req.url ?? '')) {
+    return /(?:^|&)Version=2016-11-15/.test(form) ? 'ec2' : 'query';
+  }
+  return 's3';
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function writeFault(res: ServerResponse, fault: Exclude<Fault, 'pass'>, req: IncomingMessage, body: Buffer): void {
   const [status, code, message] =
     fault === 'throttle'
       ? [429, 'ThrottlingException', 'Rate exceeded']
       : fault === 'unavailable'
         ? [503, 'ServiceUnavailable', 'Service is unavailable, try again']
-        : [500, 'InternalError', 'We encountered an internal error. Please try again.'];
-  if (json) {
+        : fault === 'signature'
+          ? [
+              403,
+              'SignatureDoesNotMatch',
+              `The request signature we calculated does not match the signature you provided. Authorization: ${String(req.headers['authorization'] ?? '')}`,
+            ]
+          : [500, 'InternalError', 'We encountered an internal error. Please try again.'];
+  const protocol = protocolOf(req, body);
+  if (protocol === 'json') {
     res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': code, 'x-amzn-requestid': 'fault-proxy' });
     res.end(JSON.stringify({ __type: code, message }));
     return;
   }
+  const m = escapeXml(message);
+  const xml =
+    protocol === 'ec2'
+      ? `<Response><Errors><Error><Code>${code}</Code><Message>${m}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>`
+      : protocol === 'query'
+        ? `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${m}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`
+        : `<Error><Code>${code}</Code><Message>${m}</Message><RequestId>fault-proxy</RequestId></Error>`;
   res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': 'fault-proxy' });
-  res.end(
-    `<?xml version="1.0" encoding="UTF-8"?><ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`,
-  );
+  res.end(`<?xml version="1.0" encoding="UTF-8"?>${xml}`);
 }
 
 /**
@@ -179,7 +219,12 @@ export async function startFaultProxy(target: string, rule?: FaultRule, random: 
   let current = rule;
   let seen = 0; // matching requests under the current rule
   let injectedTotal = 0;
-  const stats = { requests: 0, injected: { throttle: 0, unavailable: 0, internal: 0 }, operations: [] as string[] };
+  const stats = {
+    requests: 0,
+    injected: { throttle: 0, unavailable: 0, internal: 0, signature: 0 },
+    operations: [] as string[],
+    seen: [] as SeenRequest[],
+  };
 
   const decide = (operation: string): Fault => {
     if (!current || (current.match && !current.match(operation))) return 'pass';
@@ -199,11 +244,14 @@ export async function startFaultProxy(target: string, rule?: FaultRule, random: 
       const operation = operationOf(req, body);
       stats.requests++;
       stats.operations.push(operation);
+      if (stats.seen.length < 1_000) {
+        stats.seen.push({ operation, authorization: String(req.headers['authorization'] ?? ''), body: body.toString('utf8').slice(0, 4_000) });
+      }
       const fault = decide(operation);
       if (fault !== 'pass') {
         injectedTotal++;
         stats.injected[fault]++;
-        writeFault(res, fault, req);
+        writeFault(res, fault, req, body);
         return;
       }
       const forward = httpRequest(

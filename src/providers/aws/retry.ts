@@ -110,21 +110,13 @@ export function operationOfError(err: unknown): string {
 }
 
 function reasonOf(info: RetryErrorInfo): RetryReason | undefined {
-  switch (info.errorType) {
-    case 'THROTTLING':
-      return 'throttling';
-    case 'TRANSIENT':
-      return 'transient';
-    case 'SERVER_ERROR':
-      return 'server-error';
-    default: {
-      // The SDK classifies by error code; a throttling answer whose body it could not parse still says 429.
-      const status = awsHttpStatus(info.error);
-      if (status === 429) return 'throttling';
-      if (status !== undefined && status >= 500) return 'server-error';
-      return undefined;
-    }
-  }
+  const status = awsHttpStatus(info.error);
+  if (info.errorType === 'THROTTLING' || status === 429) return 'throttling';
+  if (status !== undefined && status >= 500) return 'server-error';
+  if (info.errorType === 'SERVER_ERROR') return 'server-error';
+  // Connection resets, timeouts and the like: no HTTP answer at all.
+  if (info.errorType === 'TRANSIENT') return 'transient';
+  return undefined;
 }
 
 class Token implements RetryToken {

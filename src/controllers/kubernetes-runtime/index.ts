@@ -18,7 +18,7 @@ import type { ObjectStore } from '../../store/object-store.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import { requestReconcile } from '../../reconcile/choreography.js';
 import type { ReconcileContext, Reconciler } from '../../reconcile/types.js';
-import { KubeClients } from '../../providers/kube/clients.js';
+import { KubeClients, type KubeClientFactory } from '../../providers/kube/clients.js';
 import { EksRuntimeProvider } from '../../providers/runtimes/eks.js';
 import { KindRuntimeProvider } from '../../providers/runtimes/kind.js';
 import { KubeconfigRuntimeProvider } from '../../providers/runtimes/kubeconfig.js';
@@ -45,6 +45,8 @@ export interface KubernetesRuntimeControllerOptions {
   kwok?: KwokRuntimes;
   /** Per-request timeout of the kube provider (default 20 s). */
   kubeRequestTimeoutMs?: number;
+  /** How kube clients are made (tests of error paths pass a fake). */
+  kubeClientFactory?: KubeClientFactory;
 }
 
 /** Provider failures become reconcile errors: retryability and event reason carried over. */
@@ -98,6 +100,7 @@ export class KubernetesRuntimeController {
   #kubeClients(store: ObjectStore): KubeClients {
     this.#kube ??= new KubeClients({
       decrypt: (v) => store.decrypt(v),
+      ...(this.#options.kubeClientFactory ? { factory: this.#options.kubeClientFactory } : {}),
       ...(this.#options.kubeRequestTimeoutMs ? { requestTimeoutMs: this.#options.kubeRequestTimeoutMs } : {}),
     });
     return this.#kube;

@@ -267,6 +267,9 @@ export async function upLocal(options: UpOptions): Promise<ControlPlaneConfig> {
       rmSync(dir, { recursive: true, force: true });
     }
     const problem = lastLogProblem(kept || logFile);
+    if (options.signal?.aborted) {
+      throw new CliError(`tptctl up -n ${name} was interrupted; the server was stopped and nothing was written to the threeport config`, 130);
+    }
     throw new CliError(
       `control plane ${JSON.stringify(name)} did not start: ${(err as Error).message}${problem ? `: ${problem}` : ''}${kept ? ` (log: ${kept})` : ''}; nothing was written to the threeport config`,
     );
@@ -351,9 +354,9 @@ export async function downLocal(options: DownOptions): Promise<{ dir: string; re
   const { name, out } = options;
   const config = ThreeportConfigFile.load(options.configPath);
   const entry = config.find(name);
-  if (entry && entry.Provider !== undefined && entry.Provider !== 'local') {
+  if (entry && entry.Provider !== 'local') {
     throw new CliError(
-      `control plane ${JSON.stringify(name)} uses provider ${JSON.stringify(entry.Provider)}; "tptctl down" for the kind and eks providers comes with a later release`,
+      `control plane ${JSON.stringify(name)} uses provider ${JSON.stringify(entry.Provider ?? 'kind')}; "tptctl down" for the kind and eks providers comes with a later release`,
     );
   }
   const dir = entry?.LocalProviderConfig?.DataDir ?? join(options.providerDir, name);

@@ -9,7 +9,9 @@ import { deleteObjects, execute, type DeleteTarget } from './object-config/execu
 import { FORMAT_BY_KIND, type ConfigFormat } from './object-config/formats.js';
 import { parseConfigFile, type ParsedConfig } from './object-config/parse.js';
 import type { PlannedObject } from './object-config/planned.js';
-import { NOUNS, type Noun } from './nouns.js';
+import { NOUNS, nounNamed, type Noun } from './nouns.js';
+import { explainFormat } from './object-config/reference.js';
+import { article } from './object-config/schema.js';
 import { age, formatTable } from './output.js';
 import { cell, columnsFor, describeLines, header, instanceStatus, redact, serialize } from './render.js';
 import type { Session } from './session.js';
@@ -38,7 +40,7 @@ function addObjectOptions(cmd: Command): Command {
 
 /** Parses config files; `expect` limits the accepted config kinds. */
 export function parseConfigs(files: string[], expect?: ConfigFormat): ParsedConfig<ConfigFormat>[] {
-  const expected = expect ? `a ${expect.configKind} config` : `one of ${[...FORMAT_BY_KIND.keys()].join(', ')}`;
+  const expected = expect ? `${article(expect.configKind)} config` : `one of ${[...FORMAT_BY_KIND.keys()].join(', ')}`;
   return files.flatMap((file) =>
     parseConfigFile<ConfigFormat>(
       file,
@@ -46,7 +48,7 @@ export function parseConfigs(files: string[], expect?: ConfigFormat): ParsedConf
         const format = FORMAT_BY_KIND.get(configKind);
         if (!format) return `unknown object kind ${JSON.stringify(configKind)}: expected ${expected}`;
         if (expect && format !== expect) {
-          return `this is a ${configKind} config, but this command takes ${expected} (use "tptctl create ${NOUNS.find((n) => n.format === format)?.name}" for it)`;
+          return `this is ${article(configKind)} config, but this command takes ${expected} (use "tptctl create ${NOUNS.find((n) => n.format === format)?.name}" for it)`;
         }
         return format;
       },
@@ -305,8 +307,8 @@ async function runDelete(session: Session, noun: Noun, opts: DeleteCommandOption
 // ---------------------------------------------------------------- registration
 
 function describeNoun(noun: Noun): string {
-  if (noun.definedInstance) return `a ${noun.format.definition!.name} and a ${noun.format.instance!.name} of the same name`;
-  return `a ${noun.primary.name}`;
+  if (noun.definedInstance) return `${article(noun.format.definition!.name)} and ${article(noun.format.instance!.name)} of the same name`;
+  return article(noun.primary.name);
 }
 
 export function registerObjectCommands(program: Command, session: () => Session): void {
@@ -319,7 +321,7 @@ export function registerObjectCommands(program: Command, session: () => Session)
     addObjectOptions(
       create
         .command(noun.name)
-        .description(`create ${describeNoun(noun)} from a ${noun.format.configKind} config`)
+        .description(`create ${describeNoun(noun)} from ${article(noun.format.configKind)} config`)
         .requiredOption('-c, --config <file>', `${noun.format.configKind} config file`),
     ).action(async (opts: ObjectOptions & { config: string }) => runCreateOrApply(session(), [opts.config], 'create', noun, opts));
 
@@ -352,6 +354,16 @@ export function registerObjectCommands(program: Command, session: () => Session)
         .option('--wait-timeout <duration>', 'how long to wait for each reconciled object to go', '60s'),
     ).action(async (opts: DeleteCommandOptions) => runDelete(session(), noun, opts));
   }
+
+  program
+    .command('explain')
+    .description('describe the config format of an object noun: its fields, their types, and which are required')
+    .argument('<noun>', `one of ${NOUNS.map((n) => n.name).join(', ')} (or a config kind such as Workload)`)
+    .action((name: string) => {
+      const noun = nounNamed(name) ?? NOUNS.find((n) => n.format.configKind === name);
+      if (!noun) throw new CliError(`unknown noun ${JSON.stringify(name)}: expected one of ${NOUNS.map((n) => n.name).join(', ')}`);
+      session().out.print(explainFormat(noun.format, noun.name));
+    });
 
   addObjectOptions(
     program

@@ -103,6 +103,28 @@ describe('tptctl up and down, local provider', () => {
     assert.match(unknown.stderr, /unknown command 'nosuchcommand'/);
   });
 
+  it('config current-control-plane switches between configured control planes, keeping what it does not know', async () => {
+    const path = join(t.home, 'two-planes.yaml');
+    writeFileSync(path, 'CurrentControlPlane: a\nControlPlanes:\n  - Name: a\n    Provider: kind\n    APIServer: localhost:443\n  - Name: b\n    Provider: local\n    APIServer: 127.0.0.1:1\n    Custom: {kept: true}\n');
+    const set = await t.run(['config', 'current-control-plane', '-n', 'b', '--threeport-config', path]);
+    assert.equal(set.code, 0, set.stderr);
+    const text = readFileSync(path, 'utf8');
+    assert.match(text, /^CurrentControlPlane: b\n/);
+    assert.match(text, /Custom: \{ kept: true \}/);
+    const list = parseTable((await t.run(['config', 'get-control-planes'], { env: { THREEPORT_CONFIG: path } })).stdout);
+    assert.deepEqual(
+      list.rows.map((r) => [r['CURRENT'], r['NAME'], r['PROVIDER']]),
+      [
+        ['', 'a', 'kind'],
+        ['*', 'b', 'local'],
+      ],
+    );
+    const unknown = await t.run(['config', 'current-control-plane', '-n', 'c', '--threeport-config', path]);
+    assert.match(errorLine(unknown), /^control plane "c" is not in .*two-planes\.yaml \(known: a, b\)$/);
+    const down = await t.run(['down', '-n', 'a', '--threeport-config', path]);
+    assert.equal(errorLine(down), 'control plane "a" uses provider "kind"; "tptctl down" for the kind and eks providers comes with a later release');
+  });
+
   it('prints stack traces only with --debug', async () => {
     const plain = await t.run(['get', 'workloads', '--threeport-config', join(t.home, 'none.yaml')]);
     assert.equal(errorLine(plain), `no control plane is configured in ${join(t.home, 'none.yaml')}: start one with "tptctl up -n <name>"`);

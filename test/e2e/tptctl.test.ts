@@ -97,6 +97,16 @@ describe('tptctl against a local control plane', () => {
     assert.equal(inst.KubernetesRuntimeInstanceID, (await api.getByName(KRI, 'local-runtime')).ID);
   });
 
+  it('create of an object that exists fails on the first write and points at apply', async () => {
+    const before = await api.getByName(WD, 'wordpress');
+    const again = await tptctl('create', 'workload', '-c', fixture('wordpress-workload.yaml'));
+    assert.equal(
+      errorLine(again),
+      `${fixture('wordpress-workload.yaml')}:3:1: Workload: creating WorkloadDefinition "wordpress" failed: object with provided name already exists (HTTP 409); "tptctl apply" updates existing objects in place`,
+    );
+    assert.deepEqual(await api.getByName(WD, 'wordpress'), before);
+  });
+
   it('create workload-definition and workload-instance from separate configs', async () => {
     const d = await tptctl('create', 'workload-definition', '-c', fixture('wordpress-workload-definition.yaml'));
     assert.equal(d.code, 0, d.stderr);

@@ -265,7 +265,12 @@ export async function execute(objects: PlannedObject[], mode: Mode, ctx: Executi
     } catch (err) {
       if (err instanceof CliError) throw await rollback(err, undo);
       const verb = step.existing ? 'updating' : 'creating';
-      const failure = object.source.error(object.path, `${verb} ${label(object.kind, object.name)} failed: ${apiMessage(err)}`);
+      // A duplicate name on the first write: nothing to roll back, and `apply` is what updates existing objects.
+      const hint =
+        mode === 'create' && undo.length === 0 && err instanceof ObjectConflictError && /already exists/.test(err.message)
+          ? '; "tptctl apply" updates existing objects in place'
+          : '';
+      const failure = object.source.error(object.path, `${verb} ${label(object.kind, object.name)} failed: ${apiMessage(err)}${hint}`);
       throw await rollback(failure, undo);
     }
   }

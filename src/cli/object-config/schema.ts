@@ -38,6 +38,11 @@ export type Values = Record<string, unknown>;
 /** A cross-field check: returns the offending field (relative to the object) and what is wrong. */
 export type Rule = (values: Values) => { field?: string; message: string } | undefined;
 
+/** "a WorkloadInstance", "an AwsAccount". */
+export function article(name: string): string {
+  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
+}
+
 export function describeShape(shape: Shape): string {
   switch (shape.type) {
     case 'string':
@@ -106,9 +111,7 @@ export function refByObject(
     shape: NAME_ONLY,
     required: options.required ?? false,
     target: { ref: kind, to, byName: 'object', ...(options.defaultRuntime ? { defaultRuntime: true } : {}) },
-    doc:
-      options.doc ??
-      `the name of a ${kind.name}${options.defaultRuntime ? ' (default: the default KubernetesRuntimeInstance)' : ''}`,
+    ...(options.doc || options.defaultRuntime ? { doc: options.doc ?? 'default: the default KubernetesRuntimeInstance (DefaultRuntime: true)' } : {}),
   };
 }
 
@@ -118,7 +121,6 @@ export function refByString(kind: Kind, to: string, options: { required?: boolea
     shape: { type: 'string' },
     required: options.required ?? false,
     target: { ref: kind, to, byName: 'string' },
-    doc: `the name of a ${kind.name}`,
   };
 }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes control-plane binaries that the integration tests run
-# (kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok) plus helm,
-# from the Go module proxy, into a per-machine cache outside the repository.
+# (kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok) plus helm and a small
+# in-memory OCI registry (for the helm OCI chart tests), from the Go module proxy, into a
+# per-machine cache outside the repository.
 #
 #   scripts/k8s/build-test-bins.sh               build what is missing, print the bin dir
 #   scripts/k8s/build-test-bins.sh --print-dir   print the k8s bin dir only (exit 0 even if not built)
 #   scripts/k8s/build-test-bins.sh --print-helm-dir   same for the helm bin dir
+#   scripts/k8s/build-test-bins.sh --print-registry-dir   same for the OCI registry's bin dir
 #
 # Environment: THREEPORT_CACHE_DIR (default ~/.cache/threeport).
 # No Kubernetes source is vendored or committed: the wrapper modules below are generated
@@ -18,6 +20,7 @@ K8S_STAGING_VERSION=v0.34.4    # every k8s.io/<staging-module> is replaced with 
 ETCD_VERSION=v3.6.16           # go.etcd.io/etcd/server/v3 (kube 1.34 supports etcd 3.5/3.6)
 KWOK_VERSION=v0.8.0            # sigs.k8s.io/kwok; its go.mod declares go 1.26.0, so no GOTOOLCHAIN switch
 HELM_VERSION=v3.22.0           # helm.sh/helm/v3
+REGISTRY_VERSION=v0.22.1       # github.com/google/go-containerregistry (cmd/registry: in-memory, plain HTTP)
 # A kwok (or other) release whose go.mod declares Go 1.27 would need, before any go command:
 #   export GOTOOLCHAIN=go1.27.3
 # (the approved way; the go command fetches that toolchain from the proxy).
@@ -37,12 +40,15 @@ K8S_DIR="$CACHE_ROOT/k8s/$K8S_KEY"
 BIN_DIR="$K8S_DIR/bin"
 HELM_DIR="$CACHE_ROOT/helm/$HELM_VERSION"
 HELM_BIN_DIR="$HELM_DIR/bin"
+REGISTRY_DIR="$CACHE_ROOT/registry/$REGISTRY_VERSION"
+REGISTRY_BIN_DIR="$REGISTRY_DIR/bin"
 
 case "${1:-}" in
   --print-dir) echo "$BIN_DIR"; exit 0 ;;
   --print-helm-dir) echo "$HELM_BIN_DIR"; exit 0 ;;
+  --print-registry-dir) echo "$REGISTRY_BIN_DIR"; exit 0 ;;
   "") ;;
-  *) echo "usage: $0 [--print-dir|--print-helm-dir]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--print-dir|--print-helm-dir|--print-registry-dir]" >&2; exit 2 ;;
 esac
 
 command -v go >/dev/null || { echo "go is not installed" >&2; exit 1; }
@@ -52,7 +58,7 @@ export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
 # GOCACHE / GOMODCACHE stay at their defaults (outside the repo). GOMAXPROCS is left alone.
 
-mkdir -p "$BIN_DIR" "$HELM_BIN_DIR" "$K8S_DIR/build"
+mkdir -p "$BIN_DIR" "$HELM_BIN_DIR" "$REGISTRY_BIN_DIR" "$K8S_DIR/build"
 # One build per machine at a time: a second invocation waits, then finds everything present.
 exec 9>"$CACHE_ROOT/.build.lock"
 if ! flock -n 9; then
@@ -226,6 +232,28 @@ fi
 build_bin "$HELM_BIN_DIR" helm "$HELM_MOD" helm.sh/helm/v3/cmd/helm \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 
+# ---- OCI registry (helm OCI chart tests) ---------------------------------------------------
+REGISTRY_MOD="$REGISTRY_DIR/build"
+if [[ ! -x "$REGISTRY_BIN_DIR/registry" ]]; then
+  mkdir -p "$REGISTRY_MOD"
+  cat > "$REGISTRY_MOD/go.mod" <<EOF
+module threeport.test/registrybin
+
+go $(go_line)
+
+require github.com/google/go-containerregistry $REGISTRY_VERSION
+EOF
+  cat > "$REGISTRY_MOD/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+
+import _ "github.com/google/go-containerregistry/cmd/registry"
+EOF
+fi
+build_bin "$REGISTRY_BIN_DIR" registry "$REGISTRY_MOD" github.com/google/go-containerregistry/cmd/registry ""
+
 log "all binaries present; total ${SECONDS}s (wall $(( $(date +%s) - START_ALL ))s)"
 echo "helm bin dir: $HELM_BIN_DIR"
+echo "registry bin dir: $REGISTRY_BIN_DIR"
 echo "$BIN_DIR"

@@ -8,12 +8,13 @@
 // built-in ones of the same kind. It lets a test run a real `threeport server`
 // child process with a test reconciler, e.g. to kill it mid-reconcile. It is
 // read only when set; never set it in production.
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { Reconciler, Settlement } from '../reconcile/types.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { KubernetesRuntimeController } from './kubernetes-runtime/index.js';
+import { HelmWorkloadController } from './helm-workload/index.js';
 
 export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
 
@@ -34,7 +35,10 @@ export interface Controller {
 
 /** The controllers this build ships; they arrive domain by domain. */
 export function builtInControllers(env: ControllerEnvironment): Controller[] {
-  return [new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) })];
+  return [
+    new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) }),
+    new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
+  ];
 }
 
 /** The built-in controllers' reconcilers (none without an environment). */

@@ -7,3 +7,4 @@ export { KwokRuntimeProvider, RESTARTED_REASON } from './kwok/provider.js';
 export { KwokRuntimes, clusterNameFor, type EnsureResult } from './kwok/runtimes.js';
 export { KwokCluster, EtcdServer, type Component, type ComponentStatus } from './kwok/cluster.js';
 export { findKubeBinaries, buildHint, KubeBinariesMissingError, type KubeBinaries } from './kwok/binaries.js';
+export { localRuntimeAvailability, localRuntimeObjects, type LocalRuntimeAvailability } from './local.js';

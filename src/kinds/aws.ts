@@ -1,6 +1,17 @@
 import { defineKind, f } from './declare.js';
 import { RDS_ENGINE_VERSIONS, RDS_MACHINE_SIZES, AWS_REGIONS } from './locations.js';
 
+/** Kubernetes object names (DNS-1123 subdomain): Secrets and ServiceAccounts the AWS controller writes. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** A C identifier, as environment variable names are in practice. */
+const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function intIn(o: Readonly<Record<string, unknown>>, kind: string, field: string, min: number, max: number): string | undefined {
+  const v = o[field];
+  if (typeof v !== 'number') return undefined;
+  return v < min || v > max ? `${kind}.${field} must be from ${min} to ${max}, got ${v}` : undefined;
+}
+
 export const AwsAccount = defineKind({
   name: 'AwsAccount',
   plural: 'aws-accounts',
@@ -53,6 +64,24 @@ export const AwsEksKubernetesRuntimeDefinition = defineKind({
     DefaultNodeGroupMaximumSize: f.integer({ required: true }),
     KubernetesRuntimeDefinitionID: f.id('KubernetesRuntimeDefinition', { required: true }),
   },
+  check: (d) => {
+    const k = 'AwsEksKubernetesRuntimeDefinition';
+    const bad =
+      intIn(d, k, 'ZoneCount', 1, 4) ??
+      intIn(d, k, 'DefaultNodeGroupMinimumSize', 0, 1000) ??
+      intIn(d, k, 'DefaultNodeGroupMaximumSize', 1, 1000) ??
+      intIn(d, k, 'DefaultNodeGroupInitialSize', 0, 1000);
+    if (bad) return bad;
+    const [min, initial, max] = [d['DefaultNodeGroupMinimumSize'], d['DefaultNodeGroupInitialSize'], d['DefaultNodeGroupMaximumSize']] as number[];
+    if (!(min! <= initial! && initial! <= max!)) {
+      return `${k} node group sizes must satisfy DefaultNodeGroupMinimumSize <= DefaultNodeGroupInitialSize <= DefaultNodeGroupMaximumSize, got ${min} <= ${initial} <= ${max}`;
+    }
+    const type = d['DefaultNodeGroupInstanceType'];
+    if (typeof type === 'string' && !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(type)) {
+      return `${k}.DefaultNodeGroupInstanceType must be an EC2 instance type such as t3.medium, got ${JSON.stringify(type)}`;
+    }
+    return undefined;
+  },
 });
 
 export const AwsEksKubernetesRuntimeInstance = defineKind({
@@ -89,6 +118,26 @@ export const AwsRelationalDatabaseDefinition = defineKind({
     WorkloadSecretName: f.string({ required: true }),
     AwsAccountID: f.id('AwsAccount', { required: true, blocksDelete: true }),
   },
+  check: (d) => {
+    const k = 'AwsRelationalDatabaseDefinition';
+    const engine = String(d['Engine']);
+    const versions = RDS_ENGINE_VERSIONS[engine];
+    if (versions && !versions.includes(String(d['EngineVersion']))) {
+      return `${k}.EngineVersion ${JSON.stringify(d['EngineVersion'])} is not supported for Engine ${engine}: must be one of ${versions.join(', ')}`;
+    }
+    const bad =
+      intIn(d, k, 'DatabasePort', 1150, 65535) ?? intIn(d, k, 'StorageGb', 20, 65536) ?? intIn(d, k, 'BackupDays', 0, 35);
+    if (bad) return bad;
+    const db = d['DatabaseName'];
+    if (typeof db === 'string' && !/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(db)) {
+      return `${k}.DatabaseName must start with a letter and hold only letters, digits and underscores (at most 63), got ${JSON.stringify(db)}`;
+    }
+    const secret = d['WorkloadSecretName'];
+    if (typeof secret === 'string' && !DNS_SUBDOMAIN.test(secret)) {
+      return `${k}.WorkloadSecretName must be a Kubernetes object name (lower-case letters, digits, '-' and '.'), got ${JSON.stringify(secret)}`;
+    }
+    return undefined;
+  },
 });
 
 export const AwsRelationalDatabaseInstance = defineKind({
@@ -115,6 +164,18 @@ export const AwsObjectStorageBucketDefinition = defineKind({
     WorkloadServiceAccountName: f.string({ required: true }),
     WorkloadBucketEnvVar: f.string({ required: true }),
     AwsAccountID: f.id('AwsAccount', { required: true, blocksDelete: true }),
+  },
+  check: (d) => {
+    const k = 'AwsObjectStorageBucketDefinition';
+    const sa = d['WorkloadServiceAccountName'];
+    if (typeof sa === 'string' && !DNS_SUBDOMAIN.test(sa)) {
+      return `${k}.WorkloadServiceAccountName must be a Kubernetes object name (lower-case letters, digits, '-' and '.'), got ${JSON.stringify(sa)}`;
+    }
+    const env = d['WorkloadBucketEnvVar'];
+    if (typeof env === 'string' && !ENV_VAR.test(env)) {
+      return `${k}.WorkloadBucketEnvVar must be an environment variable name (letters, digits and '_', not starting with a digit), got ${JSON.stringify(env)}`;
+    }
+    return undefined;
   },
 });
 

@@ -1,0 +1,254 @@
+// AwsRelationalDatabaseInstance reconciler (spec §3.3 "RDS Created").
+//
+// Created/Updated:
+//  1. attach the instance to its WorkloadInstance (AttachedObjectReference);
+//  2. wait for the workload's EKS runtime (asking a deferred runtime to provision now);
+//  3. credentials: read from the workload's connection Secret WRI, or generate them (user: 12
+//     letters, password: 32 letters and digits) and write that WRI first, held back
+//     (Reconciled:true) until the database is up, so a crash never loses them;
+//  4. the RDS stack (security group, subnet group, instance), recorded in ResourceInventory;
+//  5. fill the Secret (db-endpoint, db-port, db-name, db-user, db-password) and PATCH the
+//     WorkloadInstance Reconciled:false so its controller applies it (spec §1.6).
+// Deleted: schedule the Secret WRI for deletion and re-trigger the workload, delete the stack in
+// reverse, drop the attached reference.
+import { AwsRelationalDatabaseDefinition, AwsRelationalDatabaseInstance } from '../../kinds/aws.js';
+import { RDS_ENGINE_VERSIONS, RDS_MACHINE_SIZES } from '../../kinds/locations.js';
+import { WorkloadInstance } from '../../kinds/workload.js';
+import type { JsonObject } from '../../kinds/validate.js';
+import { TerminalError } from '../../reconcile/errors.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
+import { dbIdentifier, deleteDatabase, describeDbInstance, provisionDatabase, resetMasterPassword } from '../../providers/aws/rds.js';
+import type { ResourceInventory } from '../../providers/aws/inventory.js';
+import { stackName } from '../../providers/aws/tags.js';
+import {
+  OWNER_ANNOTATION_PREFIX,
+  annotations,
+  asReconcileError,
+  createWri,
+  ensureAttached,
+  generateDatabaseCredentials,
+  getOrUndefined,
+  idOf,
+  inventoryOf,
+  label,
+  loadAccount,
+  ownedWri,
+  removeAttached,
+  retriggerWorkload,
+  scheduleWriDeletion,
+  updateWri,
+  workloadNamespace,
+  workloadResources,
+  workloadRuntime,
+} from './common.js';
+import type { AwsControllerDeps } from './deps.js';
+import { WorkloadResourceInstance } from '../../kinds/workload.js';
+
+const KIND = AwsRelationalDatabaseInstance.name;
+export const RDS_OWNER_KEY = 'aws-relational-database-instance';
+const APPLIED = `${OWNER_ANNOTATION_PREFIX}credentials-applied`;
+
+/** The keys of the workload's connection Secret (spec §3.3). */
+export const DB_SECRET_KEYS = ['db-endpoint', 'db-port', 'db-name', 'db-user', 'db-password'] as const;
+
+function b64(s: string): string {
+  return Buffer.from(s, 'utf8').toString('base64');
+}
+
+function secretManifest(input: {
+  name: string;
+  namespace: string | undefined;
+  ownerId: number;
+  applied: boolean;
+  endpoint: string;
+  port: number;
+  database: string;
+  username: string;
+  password: string;
+}): JsonObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: input.name,
+      ...(input.namespace ? { namespace: input.namespace } : {}),
+      labels: { 'app.kubernetes.io/managed-by': 'threeport' },
+      annotations: { [`${OWNER_ANNOTATION_PREFIX}${RDS_OWNER_KEY}`]: String(input.ownerId), [APPLIED]: String(input.applied) },
+    },
+    type: 'Opaque',
+    data: {
+      'db-endpoint': b64(input.endpoint),
+      'db-port': b64(String(input.port)),
+      'db-name': b64(input.database),
+      'db-user': b64(input.username),
+      'db-password': b64(input.password),
+    },
+  };
+}
+
+function credentialsFrom(def: JsonObject): { username: string; password: string } | undefined {
+  const data = (def['data'] ?? {}) as Record<string, string>;
+  const user = data['db-user'] ? Buffer.from(data['db-user'], 'base64').toString('utf8') : '';
+  const password = data['db-password'] ? Buffer.from(data['db-password'], 'base64').toString('utf8') : '';
+  return user && password ? { username: user, password } : undefined;
+}
+
+function checkDefinition(def: JsonObject, what: string): void {
+  const engine = String(def['Engine']);
+  const versions = RDS_ENGINE_VERSIONS[engine];
+  if (!versions) throw new TerminalError(`${what}: Engine ${JSON.stringify(engine)} is not one of ${Object.keys(RDS_ENGINE_VERSIONS).join(', ')}`);
+  if (!versions.includes(String(def['EngineVersion']))) {
+    throw new TerminalError(`${what}: EngineVersion ${JSON.stringify(def['EngineVersion'])} is not supported for ${engine}; use one of ${versions.join(', ')}`);
+  }
+  if (!RDS_MACHINE_SIZES[String(def['MachineSize'])]) {
+    throw new TerminalError(`${what}: MachineSize ${JSON.stringify(def['MachineSize'])} is not one of ${Object.keys(RDS_MACHINE_SIZES).join(', ')}`);
+  }
+}
+
+export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
+  const saver = (ctx: ReconcileContext) => async (inventory: ResourceInventory) => {
+    const status = inventory.waitingFor ? `${inventory.phase}: waiting for ${inventory.waitingFor}` : inventory.phase;
+    await ctx.patchSelf({ ResourceInventory: inventory as unknown as JsonObject, Status: status });
+  };
+
+  async function reconcile(ctx: ReconcileContext, obj: JsonObject): Promise<ReconcileResult> {
+    const id = idOf(obj)!;
+    const what = label(KIND, obj);
+    const def = await getOrUndefined(ctx.store, AwsRelationalDatabaseDefinition, idOf(obj, 'AwsRelationalDatabaseDefinitionID'));
+    if (!def) throw new TerminalError(`${what}: its AwsRelationalDatabaseDefinition does not exist`);
+    checkDefinition(def, what);
+    const wiId = idOf(obj, 'WorkloadInstanceID')!;
+    const wi = await getOrUndefined(ctx.store, WorkloadInstance, wiId);
+    if (!wi) throw new TerminalError(`${what}: WorkloadInstance ${wiId} does not exist`);
+    if (wi['DeletionScheduled']) return; // the workload is going away and takes its dependencies with it
+    await ensureAttached(ctx.store, wiId, KIND, id);
+
+    const runtime = await workloadRuntime(ctx.store, wi, what);
+    if (!runtime.ready) {
+      await ctx.patchSelf({ Status: `waiting for ${runtime.waitingFor}` });
+      return { requeueAfterMs: deps.waitPollMs };
+    }
+    const account = await loadAccount(ctx.store, idOf(def, 'AwsAccountID'), what);
+    const session = deps.provider(ctx.store).session(account, runtime.network.region);
+    const stack = stackName(String(obj['Name'] ?? 'db'), id);
+    if (!obj['CreationAcknowledged']) await ctx.patchSelf({ CreationAcknowledged: new Date(ctx.clock.now()).toISOString() });
+
+    // Credentials: kept in the connection Secret WRI, written before the database exists.
+    const wris = await workloadResources(ctx.store, wiId);
+    let secret = ownedWri(wris, RDS_OWNER_KEY, id, 'Secret');
+    let credentials = secret ? credentialsFrom(secret.def) : undefined;
+    let applied = secret !== undefined && annotations(secret.def)[APPLIED] === 'true' && credentials !== undefined;
+    const inventory = inventoryOf(obj);
+    const port = Number(def['DatabasePort']);
+    const database = String(def['DatabaseName']);
+    const base = { name: String(def['WorkloadSecretName']), namespace: workloadNamespace(wris), ownerId: id, port, database };
+    if (!credentials) {
+      credentials = generateDatabaseCredentials();
+      applied = false;
+      const held = secretManifest({ ...base, applied: false, endpoint: '', ...credentials });
+      if (secret) {
+        await ctx.store.patch(WorkloadResourceInstance, secret.id, { JSONDefinition: held, Reconciled: true });
+      } else {
+        const wriId = await createWri(ctx.store, wiId, held, { heldBack: true });
+        secret = { id: wriId, def: held, reconciled: true, scheduledForDeletion: false };
+      }
+      // An instance created with older credentials must get the new password.
+      const previous = inventory?.resources['db-instance'];
+      if (previous) previous['createdWithCredentials'] = false;
+    }
+
+    let result;
+    try {
+      result = await provisionDatabase({
+        session,
+        stack,
+        network: runtime.network,
+        db: {
+          engine: String(def['Engine']),
+          engineVersion: String(def['EngineVersion']),
+          databaseName: database,
+          port,
+          backupDays: Number(def['BackupDays'] ?? 0),
+          instanceClass: RDS_MACHINE_SIZES[String(def['MachineSize'])]!,
+          storageGb: Number(def['StorageGb']),
+        },
+        credentials,
+        inventory,
+        save: saver(ctx),
+        signal: ctx.signal,
+        pollMs: deps.waitPollMs,
+      });
+    } catch (err) {
+      throw asReconcileError(err);
+    }
+    if (!result.done) return { requeueAfterMs: result.pollMs };
+
+    const entry = result.inventory.resources['db-instance']!;
+    let username = credentials.username;
+    if (!applied && entry['createdWithCredentials'] !== true) {
+      // The instance exists from an earlier run whose credentials are not in the Secret: set a new password.
+      await resetMasterPassword(session, dbIdentifier(stack), credentials.password, ctx.signal).catch((err: unknown) => {
+        throw asReconcileError(err);
+      });
+      ctx.log.info({ instance: dbIdentifier(stack) }, 'reset the master password of an RDS instance whose credentials were lost');
+    }
+    if (typeof entry['masterUsername'] === 'string' && entry['masterUsername'] !== '') username = entry['masterUsername'];
+    const instance = await describeDbInstance(session, dbIdentifier(stack), ctx.signal);
+    if (!instance) return { requeueAfterMs: deps.waitPollMs };
+    const endpoint = await deps.databaseResolver.resolve({
+      instance,
+      engine: String(def['Engine']),
+      databaseName: database,
+      port,
+      username,
+      password: credentials.password,
+    });
+    const manifest = secretManifest({ ...base, port: endpoint.port, applied: true, endpoint: endpoint.host, username, password: credentials.password });
+    if (JSON.stringify(manifest) !== JSON.stringify(secret!.def)) {
+      await updateWri(ctx.store, secret!.id, manifest);
+      await retriggerWorkload(ctx.store, wiId);
+    }
+    if (!obj['CreationConfirmed'] || !String(obj['Status'] ?? '').startsWith('created')) {
+      await ctx.patchSelf({
+        CreationConfirmed: obj['CreationConfirmed'] ?? new Date(ctx.clock.now()).toISOString(),
+        Status: `created: ${String(def['Engine'])} ${String(def['EngineVersion'])} instance ${dbIdentifier(stack)}; connection Secret ${base.name}`,
+      });
+    }
+    return;
+  }
+
+  return {
+    kind: KIND,
+    controller: 'AwsController',
+    created: reconcile,
+    updated: reconcile,
+    async deleted(ctx, obj) {
+      const id = idOf(obj)!;
+      const wiId = idOf(obj, 'WorkloadInstanceID');
+      const wi = await getOrUndefined(ctx.store, WorkloadInstance, wiId);
+      if (wi && wiId !== undefined) {
+        const secret = ownedWri(await workloadResources(ctx.store, wiId), RDS_OWNER_KEY, id);
+        if (secret && !secret.scheduledForDeletion) {
+          await scheduleWriDeletion(ctx.store, secret.id, ctx.clock.now());
+          if (!wi['DeletionScheduled']) await retriggerWorkload(ctx.store, wiId);
+        }
+      }
+      const inventory = inventoryOf(obj);
+      if (inventory && inventory.phase !== 'deleted' && inventory.phase !== 'deferred') {
+        if (!obj['DeletionAcknowledged']) await ctx.patchSelf({ DeletionAcknowledged: new Date(ctx.clock.now()).toISOString() });
+        const def = await getOrUndefined(ctx.store, AwsRelationalDatabaseDefinition, idOf(obj, 'AwsRelationalDatabaseDefinitionID'));
+        const account = await loadAccount(ctx.store, def ? idOf(def, 'AwsAccountID') : undefined, label(KIND, obj));
+        const session = deps.provider(ctx.store).session(account, inventory.region);
+        let result;
+        try {
+          result = await deleteDatabase({ session, stack: inventory.stack, inventory, save: saver(ctx), signal: ctx.signal, pollMs: deps.waitPollMs });
+        } catch (err) {
+          throw asReconcileError(err);
+        }
+        if (!result.done) return { requeueAfterMs: result.pollMs };
+      }
+      await removeAttached(ctx.store, wiId, KIND, id);
+      return;
+    },
+  };
+}

@@ -34,7 +34,8 @@ export function cachedHelmDir(env: NodeJS.ProcessEnv = process.env): string | un
   if (!root) return undefined;
   const r = spawnSync('bash', [join(root, BUILD_SCRIPT_REL), '--print-helm-dir'], {
     encoding: 'utf8',
-    env,
+    // The caller's environment (THREEPORT_CACHE_DIR), but this process's PATH to find bash.
+    env: { ...env, PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
     timeout: 10_000,
   });
   const dir = r.status === 0 ? r.stdout.trim() : '';

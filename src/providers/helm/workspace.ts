@@ -218,7 +218,7 @@ export class HelmWorkspace {
         if (killedFor) {
           const message =
             killedFor === 'timeout'
-              ? `helm ${command} did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped${cleanErr ? `: ${cleanErr}` : ''}`
+              ? `helm ${command} did not finish within ${Math.round(timeoutMs / 100) / 10} s and was stopped${cleanErr ? `: ${cleanErr}` : ''}`
               : `helm ${command} was cancelled`;
           reject(new HelmCommandError(message, { command, exitCode: code, stderr: cleanErr, retryable: true }));
           return;

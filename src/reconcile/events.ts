@@ -6,8 +6,8 @@
 // at that reference (AttachedObjectReferenceID).
 //
 // Upstream needs five API calls and a compensating rollback for this. Here it
-// is one statement: find and bump the matching event, or allocate both ids and
-// insert the Event and its reference together. Callers run it inside the
+// is at most two statements: bump the matching event, or else allocate both ids
+// and insert the Event and its reference together. Callers run them inside the
 // transaction that writes the outcome, so the event commits with it.
 import { Event, AttachedObjectReference } from '../kinds/events.js';
 import type { Queryable } from '../store/database.js';
@@ -56,35 +56,34 @@ export function controllerName(domain: string): string {
     .join('')}Controller`;
 }
 
-const RECORD_SQL = `WITH hit AS (
-    SELECT e.id FROM ${Event.table} e
-    JOIN ${AttachedObjectReference.table} r
-      ON r.deleted_at IS NULL
-     AND r.data @> jsonb_build_object('ObjectType', $1::text, 'ObjectID', $2::bigint, 'AttachedObjectType', 'v0.Event')
-     AND (r.data->>'AttachedObjectID')::bigint = e.id
-    WHERE e.deleted_at IS NULL
-      AND e.data @> jsonb_build_object('Reason', $3::text, 'Note', $4::text, 'Type', $5::text)
-    ORDER BY e.id LIMIT 1
-    FOR UPDATE OF e),
-  bumped AS (
-    UPDATE ${Event.table} e SET updated_at = now(),
-      data = e.data || jsonb_build_object('Count', coalesce((e.data->>'Count')::bigint, 0) + 1, 'LastObservedTime', $7::text)
-    FROM hit WHERE e.id = hit.id RETURNING e.id),
-  ids AS (
-    SELECT nextval('${ID_SEQUENCE}') AS event_id, nextval('${ID_SEQUENCE}') AS ref_id
-    WHERE NOT EXISTS (SELECT 1 FROM hit)),
+// Counts a repeat: the object's references lead to its events by primary key. Planned per call
+// (not a named prepared statement): a generic plan cached while the tables were empty would scan
+// them; planned per call it is two index probes at any size.
+const BUMP_SQL = `UPDATE ${Event.table} e SET updated_at = now(),
+    data = e.data || jsonb_build_object('Count', coalesce((e.data->>'Count')::bigint, 0) + 1, 'LastObservedTime', $6::text)
+  WHERE e.id = (
+    SELECT x.id FROM ${AttachedObjectReference.table} r
+    JOIN ${Event.table} x ON x.id = (r.data->>'AttachedObjectID')::bigint
+    WHERE r.deleted_at IS NULL AND r.data->>'ObjectType' = $1::text AND r.data->>'ObjectID' = $2::bigint::text
+      AND r.data->>'AttachedObjectType' = 'v0.Event'
+      AND x.deleted_at IS NULL AND x.data @> jsonb_build_object('Reason', $3::text, 'Note', $4::text, 'Type', $5::text)
+    ORDER BY x.id LIMIT 1)
+  RETURNING e.id`;
+
+// A new event and its reference, each pointing at the other: ids first, then both rows. No scans,
+// so a named prepared statement is safe here.
+const INSERT_SQL = `WITH ids AS (SELECT nextval('${ID_SEQUENCE}') AS event_id, nextval('${ID_SEQUENCE}') AS ref_id),
   ev AS (
     INSERT INTO ${Event.table} (id, data)
     SELECT event_id, jsonb_build_object('Reason', $3::text, 'Note', $4::text, 'Type', $5::text, 'Count', 1,
-      'EventTime', $7::text, 'LastObservedTime', $7::text, 'ReportingController', $6::text, 'AttachedObjectReferenceID', ref_id)
-    FROM ids RETURNING id),
+      'EventTime', $6::text, 'LastObservedTime', $6::text, 'ReportingController', $7::text, 'AttachedObjectReferenceID', ref_id)
+    FROM ids),
   ref AS (
     INSERT INTO ${AttachedObjectReference.table} (id, data)
     SELECT ref_id, jsonb_build_object('ObjectType', $1::text, 'ObjectID', $2::bigint, 'AttachedObjectType', 'v0.Event',
       'AttachedObjectID', event_id)
-    FROM ids RETURNING id)
-  SELECT coalesce((SELECT id FROM bumped), (SELECT id FROM ev)) AS id, EXISTS (SELECT 1 FROM bumped) AS repeated,
-    (SELECT count(*) FROM ref) AS refs`;
+    FROM ids)
+  SELECT event_id AS id FROM ids`;
 
 /**
  * Records `event` about object `kindName` `objectId` (de-duplicated per §1.8)
@@ -97,11 +96,14 @@ export async function recordEvent(
   event: EventInput,
   at: Date,
 ): Promise<RecordedEvent> {
+  const object = `v0.${kindName}`;
+  const time = at.toISOString();
+  const bumped = await client.query(BUMP_SQL, [object, objectId, event.reason, event.note, event.type, time]);
+  if (bumped.rows.length > 0) return { id: (bumped.rows[0] as { id: number }).id, repeated: true };
   const res = await client.query({
-    name: 'reconcile_record_event',
-    text: RECORD_SQL,
-    values: [`v0.${kindName}`, objectId, event.reason, event.note, event.type, event.reportingController, at.toISOString()],
+    name: 'reconcile_insert_event',
+    text: INSERT_SQL,
+    values: [object, objectId, event.reason, event.note, event.type, time, event.reportingController],
   });
-  const row = res.rows[0] as { id: number; repeated: boolean };
-  return { id: row.id, repeated: row.repeated };
+  return { id: (res.rows[0] as { id: number }).id, repeated: false };
 }

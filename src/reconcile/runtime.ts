@@ -443,7 +443,9 @@ export class ReconcileRuntime {
     const started = performance.now();
     const attempt = item.attempts + 1;
     const op = item.operation;
-    const log = this.#log.child({ kind: item.kind, id: item.objectId, op, attempt });
+    // A child logger costs more than a no-I/O reconcile: make it on first use.
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.#log.child({ kind: item.kind, id: item.objectId, op, attempt }));
     const settle = (outcome: Outcome, extra: Partial<Settlement> = {}): void => {
       const durationMs = performance.now() - started;
       if (this.#held.get(held.key) === held) this.#held.delete(held.key); // the outcome is committed: no lease left
@@ -452,7 +454,7 @@ export class ReconcileRuntime {
         try {
           this.#onSettled({ kind: item.kind, id: item.objectId, operation: op, attempt, outcome, durationMs, ...extra });
         } catch (err) {
-          log.warn({ err: describeError(err) }, 'onSettled hook threw');
+          log().warn({ err: describeError(err) }, 'onSettled hook threw');
         }
       }
     };
@@ -467,12 +469,12 @@ export class ReconcileRuntime {
       } catch (err) {
         if (!(err instanceof NotFoundError)) throw err;
         await this.#queue.drop(item, this.owner);
-        log.debug('object no longer exists; item dropped');
+        log().debug('object no longer exists; item dropped');
         return settle('dropped');
       }
       if (op === 'Created' && object['DeletionScheduled']) {
         const ack = await this.#queue.ack(item, this.owner, false);
-        log.debug('deletion is scheduled; create skipped');
+        log().debug('deletion is scheduled; create skipped');
         return settle(ack.done || ack.again ? 'skipped' : 'lease-lost');
       }
 
@@ -497,15 +499,15 @@ export class ReconcileRuntime {
         const delayMs = Math.round(result.requeueAfterMs);
         if (!(await this.#queue.requeue(item, this.owner, delayMs, this.clock.skewMs))) throw new LeaseLostError(item.kind, item.objectId);
         this.#wakeLaneIn(lane, delayMs);
-        log.debug({ delayMs }, 'requeued by the reconciler');
+        log().debug({ delayMs }, 'requeued by the reconciler');
         return settle('requeued', { delayMs });
       }
       const again = op === 'Deleted' ? await this.#finishDeletion(held, object) : await this.#finishSuccess(held, object);
-      log.debug({ again }, 'reconciled');
+      if (this.#log.isLevelEnabled('debug')) log().debug({ again }, 'reconciled');
       return settle('reconciled', again ? { again } : {});
     } catch (err) {
       if (err instanceof LeaseLostError || held.abort.signal.reason instanceof LeaseLostError) {
-        log.warn('lease lost before the outcome was recorded; the new owner will run it');
+        log().warn('lease lost before the outcome was recorded; the new owner will run it');
         return settle('lease-lost');
       }
       if (err instanceof NotFoundError) {
@@ -513,7 +515,7 @@ export class ReconcileRuntime {
         return settle('dropped');
       }
       const message = describeError(err);
-      log.error({ err: message }, 'cannot record the outcome of a reconcile; it will run again');
+      log().error({ err: message }, 'cannot record the outcome of a reconcile; it will run again');
       const delayMs = this.retry.delay(attempt);
       await this.#queue
         .fail(item, this.owner, { delayMs, terminal: false, message: `controller error: ${message}`.slice(0, MAX_NOTE_LENGTH) }, this.clock.skewMs)
@@ -523,7 +525,7 @@ export class ReconcileRuntime {
     }
   }
 
-  #context(held: Held, attempt: number, log: Logger): ReconcileContext {
+  #context(held: Held, attempt: number, log: () => Logger): ReconcileContext {
     const { item, lane } = held;
     const store = this.#store;
     const clock = this.clock;
@@ -534,7 +536,9 @@ export class ReconcileRuntime {
       attempt,
       firstQueuedAt: item.firstQueuedAt,
       store,
-      log,
+      get log() {
+        return log();
+      },
       payload: item.payload,
       signal: held.abort.signal,
       clock,
@@ -607,7 +611,7 @@ export class ReconcileRuntime {
   async #failed(
     held: Held,
     attempt: number,
-    log: Logger,
+    log: () => Logger,
     redact: (text: string) => string,
     err: unknown,
     settle: (outcome: Outcome, extra?: Partial<Settlement>) => void,
@@ -644,17 +648,17 @@ export class ReconcileRuntime {
       if (!recorded) throw new LeaseLostError(item.kind, item.objectId);
     });
     if (terminal) {
-      log.error({ err: message }, 'reconcile failed terminally; it runs again when the object changes');
+      log().error({ err: message }, 'reconcile failed terminally; it runs again when the object changes');
       return settle('terminal', { error: message });
     }
-    log.warn({ err: message, retryInMs: delayMs }, 'reconcile failed; retrying');
+    log().warn({ err: message, retryInMs: delayMs }, 'reconcile failed; retrying');
     this.#wakeLaneIn(lane, delayMs);
     return settle('failed', { error: message, delayMs });
   }
 
-  async #giveBack(held: Held, log: Logger): Promise<void> {
+  async #giveBack(held: Held, log: () => Logger): Promise<void> {
     await this.#queue.release(this.owner, [held.item]).catch((err: unknown) => {
-      log.warn({ err: describeError(err) }, 'cannot release the lease; it will expire');
+      log().warn({ err: describeError(err) }, 'cannot release the lease; it will expire');
     });
   }
 

@@ -13,14 +13,25 @@
 // production), so every process agrees on expiries and due times.
 import type { JsonObject } from '../kinds/validate.js';
 import type { Kind } from '../kinds/declare.js';
+import { AttachedObjectReference } from '../kinds/events.js';
 import type { Database, Queryable } from './database.js';
 import type { Operation } from './object-store.js';
 import { NOTIFY_CHANNEL, QUEUE_TABLE } from './schema.js';
 
 export const RESYNC_TABLE = 'threeport_resync';
+export const EVENT_REF_INDEX = 'v0_attached_object_references_by_object';
 const T = QUEUE_TABLE;
 /** The same advisory lock migrate() takes, so DDL from several processes is serialised. */
 const SCHEMA_LOCK = 0x7e7e0001;
+
+/**
+ * Lease bookkeeping commits without waiting for the WAL flush (synchronous_commit
+ * off for that one statement's transaction). Losing such a record in a database
+ * crash only makes an item available again, and every outcome a worker records
+ * afterwards is a durable commit, which flushes the earlier WAL too.
+ */
+const NO_FLUSH = `no_flush AS (SELECT set_config('synchronous_commit', 'off', true) AS v)`;
+const NO_FLUSH_USED = `EXISTS (SELECT 1 FROM no_flush)`;
 
 /** The shifted now(): `$n` is the clock skew in milliseconds. */
 const at = (n: number): string => `(now() + $${n}::double precision * interval '1 millisecond')`;
@@ -60,7 +71,7 @@ interface LeaseRow {
 }
 
 const SQL = {
-  lease: `WITH want AS (SELECT w.kind, w.n FROM unnest($1::text[], $2::int[]) AS w(kind, n)),
+  lease: `WITH ${NO_FLUSH}, want AS (SELECT w.kind, w.n FROM unnest($1::text[], $2::int[]) AS w(kind, n)),
       due AS (
         SELECT c.kind, c.object_id FROM want CROSS JOIN LATERAL (
           SELECT q.kind, q.object_id FROM ${T} q
@@ -70,11 +81,11 @@ const SQL = {
           LIMIT want.n
           FOR UPDATE SKIP LOCKED) c)
     UPDATE ${T} q SET lease_owner = $3, lease_expires_at = ${at(5)} + $4::double precision * interval '1 millisecond'
-    FROM due WHERE q.kind = due.kind AND q.object_id = due.object_id
+    FROM due WHERE q.kind = due.kind AND q.object_id = due.object_id AND ${NO_FLUSH_USED}
     RETURNING q.kind, q.object_id, q.operation, q.generation, q.attempts, q.first_queued_at, q.payload`,
 
-  renew: `UPDATE ${T} SET lease_expires_at = ${at(3)} + $2::double precision * interval '1 millisecond'
-    WHERE lease_owner = $1 RETURNING kind, object_id`,
+  renew: `WITH ${NO_FLUSH} UPDATE ${T} SET lease_expires_at = ${at(3)} + $2::double precision * interval '1 millisecond'
+    WHERE lease_owner = $1 AND ${NO_FLUSH_USED} RETURNING kind, object_id`,
 
   // Success: done unless the object changed meanwhile; then run again (a finished create continues as an update).
   ack: `WITH gone AS (
@@ -101,12 +112,12 @@ const SQL = {
                         ELSE ${at(6)} + $5::double precision * interval '1 millisecond' END
     WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 RETURNING 1`,
 
-  release: `UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL
-    WHERE lease_owner = $1 AND (kind, object_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))`,
+  release: `WITH ${NO_FLUSH} UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL
+    WHERE lease_owner = $1 AND (kind, object_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[])) AND ${NO_FLUSH_USED}`,
 
-  releaseAll: `UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1`,
+  releaseAll: `WITH ${NO_FLUSH} UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1 AND ${NO_FLUSH_USED}`,
 
-  drop: `DELETE FROM ${T} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3`,
+  drop: `WITH ${NO_FLUSH} DELETE FROM ${T} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 AND ${NO_FLUSH_USED}`,
 
   holds: `SELECT 1 FROM ${T} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 FOR UPDATE`,
 
@@ -131,7 +142,11 @@ const SQL = {
 export class ReconcileQueue {
   constructor(readonly db: Database) {}
 
-  /** Creates the resync bookkeeping table (idempotent, safe with several processes starting at once). */
+  /**
+   * Creates what the controllers need beyond the API's schema: the resync
+   * bookkeeping table and the index behind event de-duplication. Idempotent,
+   * and safe with several processes starting at once.
+   */
   async ensureSchema(): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
@@ -139,6 +154,11 @@ export class ReconcileQueue {
         kind text PRIMARY KEY,
         last_resync_at timestamptz NOT NULL
       )`);
+      // Events are de-duplicated per object (spec §1.8) on every reconcile. Every object's
+      // success events share Reason and Note, so the lookup must start from the object's
+      // references: an equality index keeps it one index probe whatever the table statistics say.
+      await tx.query(`CREATE INDEX IF NOT EXISTS ${EVENT_REF_INDEX} ON ${AttachedObjectReference.table}
+        ((data->>'ObjectType'), (data->>'ObjectID'), (data->>'AttachedObjectType')) WHERE deleted_at IS NULL`);
     });
   }
 
@@ -146,11 +166,9 @@ export class ReconcileQueue {
   async lease(owner: string, requests: readonly LeaseRequest[], leaseMs: number, skewMs: number): Promise<LeasedItem[]> {
     const wanted = requests.filter((r) => r.limit > 0);
     if (wanted.length === 0) return [];
-    const res = await this.db.query<LeaseRow>({
-      name: 'reconcile_lease',
-      text: SQL.lease,
-      values: [wanted.map((r) => r.kind), wanted.map((r) => r.limit), owner, leaseMs, skewMs],
-    });
+    // Not a named prepared statement: the queue swings from empty to thousands of rows, and a
+    // generic plan cached while it was empty would scan it all.
+    const res = await this.db.query<LeaseRow>(SQL.lease, [wanted.map((r) => r.kind), wanted.map((r) => r.limit), owner, leaseMs, skewMs]);
     return res.rows.map((r) => ({
       kind: r.kind,
       objectId: r.object_id,
@@ -282,11 +300,13 @@ export class ReconcileQueue {
     let queued = 0;
     // Bounded: each batch advances the cursor past at least one id.
     for (;;) {
-      const res = await this.db.query<{ last_id: number | null; queued: number }>({
-        name: `reconcile_resync_${kind.table}`,
-        text: statement,
-        values: [cursor, options.batchSize, kind.name, options.spreadMs, options.skewMs],
-      });
+      const res = await this.db.query<{ last_id: number | null; queued: number }>(statement, [
+        cursor,
+        options.batchSize,
+        kind.name,
+        options.spreadMs,
+        options.skewMs,
+      ]);
       const row = res.rows[0]!;
       queued += row.queued;
       if (row.last_id === null) break;

@@ -1,7 +1,6 @@
 // Terminal output in kubectl's habits: aligned tables, short ages, colour only
 // on a terminal (and never with NO_COLOR), progress on stderr so that stdout
 // stays parseable, one-line errors.
-import type { Writable } from 'node:stream';
 
 export interface Stream {
   write(text: string): unknown;
@@ -146,4 +145,3 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
-export type { Writable };

@@ -29,6 +29,12 @@ if [ "$(id -u)" = 0 ] && ! command -v unshare >/dev/null 2>&1; then
   apt_install util-linux
 fi
 
+# moto's server (a local imitation of the AWS APIs) for the AWS integration tests.
+if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
+  say "pip install moto[server]==5.2.1"
+  python3 -m pip install --quiet 'moto[server]==5.2.1' || python3 -m pip install --quiet --break-system-packages 'moto[server]==5.2.1'
+fi
+
 if [ "${THREEPORT_SKIP_KUBE:-}" = 1 ]; then
   say "THREEPORT_SKIP_KUBE=1: not building the Kubernetes test binaries"
 else

@@ -220,6 +220,8 @@ describe('tptctl against a local control plane', () => {
     assert.match(plain.stdout, /\nKubernetesRuntimeInstance: +local-runtime \(ID \d+\)\n/);
     assert.match(plain.stdout, /\nKind: +WorkloadDefinition\nName: +wordpress\n/);
     assert.match(plain.stdout, /\nYAMLDocument:\n {2}# A small WordPress deployment/);
+    // Events the controller runtime attached to the instance (here: for the stand-in reconciler's success).
+    assert.match(plain.stdout, /\nEvents:\n {2}TYPE +REASON +AGE +COUNT +NOTE\n {2}Normal +SuccessfulCreate +\d+[smhd] +1 +WorkloadInstance successfully reconciled/);
 
     const field = await tptctl('describe', 'workload-definition', '-n', 'wordpress', '-f', 'YAMLDocument');
     assert.equal(field.stdout, readFileSync(fixture('wordpress-manifest.yaml'), 'utf8'));

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { CliError } from './errors.js';
-import { DEFAULT_API_PORT, dockerEngineAvailable, downLocal, upLocal, validateName } from './local-provider.js';
+import { DEFAULT_API_PORT, dockerEngineAvailable, downLocal, registerLocalRuntime, upLocal, validateName } from './local-provider.js';
 import { formatTable } from './output.js';
 import { serialize } from './render.js';
 import type { Session } from './session.js';
@@ -38,12 +38,13 @@ export function registerControlPlaneCommands(program: Command, session: () => Se
     .option('--force-overwrite-config', 'replace an existing control plane entry of the same name (and restart it)', false)
     .option('--port <port>', `API port (default ${DEFAULT_API_PORT} when free, else any free port; 0 for any)`, parsePort)
     .option('--wait-timeout <seconds>', 'how long to wait for the API to answer', (v) => Number(v), 120)
+    .option('--no-local-runtime', 'do not register a simulated (kwok) Kubernetes runtime as the default runtime')
     .option('--kind-kubeconfig <path>', 'kind provider only (later release)')
     .option('--aws-config-profile <profile>', 'eks provider only (later release)')
     .option('--aws-region <region>', 'eks provider only (later release)')
     .option('--root-domain <domain>', 'accepted for upstream compatibility; unused')
     .option('--admin-email <email>', 'accepted for upstream compatibility; unused')
-    .action(async (opts: { name: string; provider?: string; authEnabled: boolean; forceOverwriteConfig: boolean; port?: number; waitTimeout: number }) => {
+    .action(async (opts: { name: string; provider?: string; authEnabled: boolean; forceOverwriteConfig: boolean; port?: number; waitTimeout: number; localRuntime: boolean }) => {
       const s = session();
       const name = validateName(opts.name);
       const provider = opts.provider ?? ((await dockerEngineAvailable()) ? 'kind' : 'local');
@@ -66,6 +67,7 @@ export function registerControlPlaneCommands(program: Command, session: () => Se
           signal: abort.signal,
         });
         s.out.done(`control plane ${JSON.stringify(name)} is up at ${opts.authEnabled ? 'https' : 'http'}://${entry.APIServer} (provider local${opts.authEnabled ? ', mutual TLS' : ', no auth'})`);
+        if (opts.localRuntime) await registerLocalRuntime(entry, s.out);
         s.out.info(`logs: ${entry.LocalProviderConfig?.LogFile}`);
         s.out.info(`it is now the current control plane in ${s.globals.threeportConfig}; stop it with "tptctl down -n ${name}"`);
       } finally {

@@ -10,9 +10,12 @@ import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThreeportClient } from '../client/api-client.js';
+import { ObjectConflictError } from '../client/errors.js';
+import { kubernetesRuntime } from '../kinds/index.js';
+import { localRuntimeAvailability, localRuntimeObjects } from '../providers/runtimes/local.js';
 import { CliError } from './errors.js';
 import type { Output } from './output.js';
-import { ThreeportConfigFile, encodePem, type ControlPlaneConfig } from './threeport-config.js';
+import { ThreeportConfigFile, clientFor, encodePem, type ControlPlaneConfig } from './threeport-config.js';
 
 export const DEFAULT_API_PORT = 1323;
 export const NAME_MAX = 30;
@@ -369,4 +372,46 @@ export async function downLocal(options: DownOptions): Promise<{ dir: string; re
   const removedEntry = latest.remove(name);
   if (removedEntry) latest.save();
   return { dir, removedEntry };
+}
+
+/** The name of the simulated runtime `up` registers, after upstream's genesis runtime `threeport-<name>`. */
+export function localRuntimeName(controlPlane: string): string {
+  return `threeport-${controlPlane}`;
+}
+
+/**
+ * Registers a default Kubernetes runtime for a new local control plane: a
+ * simulated (kwok) cluster, which the control plane's runtime controller
+ * starts, when this machine has the binaries for one. Never fails `up`: what
+ * went wrong is a warning.
+ */
+export async function registerLocalRuntime(entry: ControlPlaneConfig, out: Output): Promise<void> {
+  const { KubernetesRuntimeDefinition: KRD, KubernetesRuntimeInstance: KRI } = kubernetesRuntime;
+  const api = clientFor(entry);
+  try {
+    const defaults = await api.listAll(KRI, { DefaultRuntime: true });
+    if (defaults.length > 0) {
+      out.info(`default Kubernetes runtime: ${JSON.stringify(defaults[0]!.Name)} (already registered)`);
+      return;
+    }
+    const availability = localRuntimeAvailability();
+    if (!availability.available) {
+      out.warn(availability.message);
+      return;
+    }
+    const name = localRuntimeName(entry.Name);
+    const objects = localRuntimeObjects(name);
+    const def = (await api.findByName(KRD, name)) ?? (await api.create(KRD, objects.definition));
+    try {
+      await api.create(KRI, objects.instance(def.ID));
+    } catch (err) {
+      if (!(err instanceof ObjectConflictError)) await api.delete(KRD, def.ID).catch(() => undefined);
+      throw err;
+    }
+    out.done(`default Kubernetes runtime ${JSON.stringify(name)} registered: a simulated (kwok) cluster that the control plane starts`);
+  } catch (err) {
+    out.warn(`no local Kubernetes runtime was registered: ${(err as Error).message}`);
+  } finally {
+    api.close();
+  }
 }

@@ -55,9 +55,12 @@ export class Output {
     this.err.write(`${this.paint('Error:', 'red', true)} ${message}\n`);
   }
 
-  /** Progress for waits longer than a second: a spinner on a terminal, a line every 10 s otherwise. */
-  progress(label: string): Progress {
-    return new Progress(this.err, this.err.isTTY === true, label, this.errColour);
+  /**
+   * Progress for waits longer than a second: nothing for the first second,
+   * then a spinner on a terminal, or a line and then one every 10 s otherwise.
+   */
+  progress(label: string, delayMs = 1000): Progress {
+    return new Progress(this.err, this.err.isTTY === true, label, this.errColour, delayMs);
   }
 }
 
@@ -65,7 +68,9 @@ const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '
 
 export class Progress {
   readonly #started = Date.now();
+  #delay: NodeJS.Timeout | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #shown = false;
   #frame = 0;
   #label: string;
   #lastLine = 0;
@@ -75,13 +80,20 @@ export class Progress {
     private readonly tty: boolean,
     label: string,
     private readonly colour: boolean,
+    delayMs: number,
   ) {
     this.#label = label;
-    if (tty) {
+    this.#delay = setTimeout(() => this.#begin(), delayMs);
+    this.#delay.unref();
+  }
+
+  #begin(): void {
+    this.#shown = true;
+    if (this.tty) {
+      this.#draw();
       this.#timer = setInterval(() => this.#draw(), 100);
-      this.#timer.unref();
     } else {
-      this.stream.write(`${label} ...\n`);
+      this.stream.write(`${this.#label} ...\n`);
       this.#lastLine = Date.now();
       this.#timer = setInterval(() => {
         if (Date.now() - this.#lastLine >= 10_000) {
@@ -89,8 +101,8 @@ export class Progress {
           this.stream.write(`${this.#label} ... still waiting (${formatDuration(Date.now() - this.#started)})\n`);
         }
       }, 1000);
-      this.#timer.unref();
     }
+    this.#timer.unref();
   }
 
   #draw(): void {
@@ -101,7 +113,7 @@ export class Progress {
 
   update(label: string): void {
     this.#label = label;
-    if (!this.tty) {
+    if (this.#shown && !this.tty) {
       this.stream.write(`${label} ...\n`);
       this.#lastLine = Date.now();
     }
@@ -109,9 +121,10 @@ export class Progress {
 
   /** Clears the spinner; the caller prints the outcome. */
   stop(): void {
+    clearTimeout(this.#delay);
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    if (this.tty) this.stream.write('\r\x1b[2K');
+    if (this.#shown && this.tty) this.stream.write('\r\x1b[2K');
   }
 }
 

@@ -44,7 +44,7 @@ export class TptctlHome {
 
   env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: this.home, NO_COLOR: '1' };
-    for (const k of ['THREEPORT_CONFIG', 'THREEPORT_PLUGIN_DIR', 'ENCRYPTION_KEY', 'THREEPORT_DATABASE_URL', 'FORCE_COLOR', 'THREEPORT_TEST_RECONCILERS']) {
+    for (const k of ['THREEPORT_CONFIG', 'THREEPORT_PLUGIN_DIR', 'ENCRYPTION_KEY', 'THREEPORT_DATABASE_URL', 'FORCE_COLOR', 'THREEPORT_TEST_RECONCILERS', 'THREEPORT_K8S_BIN_DIR']) {
       delete env[k];
     }
     return { ...env, ...extra };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { aws } from '../../src/kinds/index.js';
 import { processAlive, runningPostgres, runningServer } from '../../src/cli/local-provider.js';
-import { errorLine, FIXTURES, parseTable, TptctlHome } from './tptctl-harness.js';
+import { errorLine, FIXTURES, parseTable, STAND_IN_RECONCILERS, TptctlHome } from './tptctl-harness.js';
 
 describe('tptctl up and down, local provider', () => {
   const t = new TptctlHome();
@@ -47,9 +47,23 @@ describe('tptctl up and down, local provider', () => {
   });
 
   it('with --auth-enabled=false the API speaks plain HTTP, and --keep-data keeps the objects for the next up', async () => {
-    const up = await t.run(['up', '-n', 'plain', '--auth-enabled=false', '--port', '0']);
+    // Binaries for a simulated cluster "exist" (empty files): up registers the default runtime. The stand-in
+    // reconcilers replace the runtime controller, so nothing tries to run them.
+    const bin = join(t.home, 'k8s-bin');
+    mkdirSync(bin, { recursive: true });
+    for (const f of ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'kwok-stages.yaml']) writeFileSync(join(bin, f), '');
+    const env = { THREEPORT_K8S_BIN_DIR: bin, THREEPORT_TEST_RECONCILERS: STAND_IN_RECONCILERS };
+    const up = await t.run(['up', '-n', 'plain', '--auth-enabled=false', '--port', '0'], { env });
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /control plane "plain" is up at http:\/\/127\.0\.0\.1:\d+ \(provider local, no auth\)/);
+    assert.match(up.stdout, /\ndefault Kubernetes runtime "threeport-plain" registered: a simulated \(kwok\) cluster that the control plane starts\n/);
+    const runtimes = parseTable((await t.run(['get', 'kubernetes-runtimes'])).stdout);
+    assert.deepEqual(
+      runtimes.rows.map((r) => [r['KUBERNETES RUNTIME DEFINITION'], r['KUBERNETES RUNTIME INSTANCE']]),
+      [['threeport-plain', 'threeport-plain']],
+    );
+    const krd = parseTable((await t.run(['get', 'kubernetes-runtime-definitions'])).stdout);
+    assert.equal(krd.rows[0]?.['INFRA PROVIDER'], 'kwok');
     const cp = t.controlPlane('plain')!;
     assert.equal(cp.AuthEnabled, false);
     assert.equal(cp.CACert, undefined);
@@ -66,8 +80,9 @@ describe('tptctl up and down, local provider', () => {
     assert.equal(t.controlPlane('plain'), undefined);
     assert.ok(existsSync(join(t.threeportDir, 'plain', 'db')));
 
-    const again = await t.run(['up', '-n', 'plain', '--auth-enabled=false', '--port', '0']);
+    const again = await t.run(['up', '-n', 'plain', '--auth-enabled=false', '--port', '0'], { env });
     assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /\ndefault Kubernetes runtime: "threeport-plain" \(already registered\)\n/);
     const accounts = parseTable((await t.run(['get', 'aws-accounts'])).stdout);
     assert.deepEqual(
       accounts.rows.map((r) => r['NAME']),

@@ -29,7 +29,8 @@ describe('tptctl against a local control plane', () => {
 
   before(async () => {
     // The stand-in reconcilers let the controller runtime finish reconciles and deletions (see the module).
-    up = await t.run(['up', '-n', CP, '--port', '0'], { env: { THREEPORT_TEST_RECONCILERS: STAND_IN_RECONCILERS } });
+    // The tests register their own default runtime; tptctl-local-provider.test.ts covers the one `up` registers.
+    up = await t.run(['up', '-n', CP, '--port', '0', '--no-local-runtime'], { env: { THREEPORT_TEST_RECONCILERS: STAND_IN_RECONCILERS } });
     if (up.code === 0) api = t.api(CP);
   });
   after(() => t.cleanup());

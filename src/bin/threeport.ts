@@ -46,7 +46,7 @@ program
   .option('--tls-dir <dir>', 'CA, server and client certificates (default <data-dir>/pki)')
   .option('--no-auth', 'serve plain HTTP without client certificates (local development only)')
   .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
-  .option('--reconcile-concurrency <n|Kind=n>', 'reconciles of one kind running at once per process (default 4); repeatable', concurrency)
+  .option('--reconcile-concurrency <n|Kind=n>', 'reconciles of one kind running at once per process (default 8); repeatable', concurrency)
   .option('--reconcile-poll-interval <duration>', 'look for due work at least this often, NOTIFY or not', duration, 1_000)
   .option('--reconcile-lease <duration>', "how long a crashed controller's items stay leased before others take them", duration, 15_000)
   .option('--no-listen', 'do not LISTEN for queue notifications; poll only')

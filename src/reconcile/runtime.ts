@@ -35,7 +35,7 @@ import { RetryPolicy, type RetryPolicyInput } from './retry-policy.js';
 import type { Outcome, ReconcileContext, ReconcileResult, Reconciler, Settlement } from './types.js';
 
 export interface ReconcileRuntimeSettings {
-  /** Reconciles of one kind running at once in this process (default 4); a reconciler's own setting wins. */
+  /** Reconciles of one kind running at once in this process (default 8); a reconciler's own setting wins. */
   concurrency?: number;
   /** Per-kind overrides, e.g. { WorkloadInstance: 8 }. */
   concurrencyByKind?: Readonly<Record<string, number>>;
@@ -69,7 +69,7 @@ export interface ReconcileRuntimeOptions extends ReconcileRuntimeSettings {
 }
 
 export const RUNTIME_DEFAULTS = {
-  concurrency: 4,
+  concurrency: 8,
   pollIntervalMs: 1_000,
   leaseMs: 15_000,
   resyncIntervalMs: 10 * 60_000,
@@ -452,7 +452,7 @@ export class ReconcileRuntime {
       this.#metrics?.observe(item.kind, op, outcome, durationMs / 1000);
       if (this.#onSettled) {
         try {
-          this.#onSettled({ kind: item.kind, id: item.objectId, operation: op, attempt, outcome, durationMs, ...extra });
+          this.#onSettled({ owner: this.owner, kind: item.kind, id: item.objectId, operation: op, attempt, outcome, durationMs, ...extra });
         } catch (err) {
           log().warn({ err: describeError(err) }, 'onSettled hook threw');
         }

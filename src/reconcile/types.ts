@@ -72,6 +72,8 @@ export type Outcome =
 
 /** What happened to one leased item; reported after the outcome is committed. */
 export interface Settlement {
+  /** The lease owner (runtime) that worked the item. */
+  owner: string;
   kind: string;
   id: number;
   operation: Operation;

@@ -15,6 +15,7 @@ import { startServer, type RunningServer } from '../../src/server.js';
 import { connectionFieldsFromKubeconfig, connectionFromRuntimeInstance } from '../../src/providers/kube/connection.js';
 import { kubeClusterClient, type KubeClusterClient } from '../../src/providers/kube/client.js';
 import { killStaleGroups } from '../../src/providers/runtimes/kwok/processes.js';
+import { QUEUE_TABLE } from '../../src/store/schema.js';
 import { findKubeBinaries, startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
 
 type Obj = Record<string, unknown>;
@@ -60,12 +61,24 @@ async function events(server: RunningServer, objectId: number): Promise<Obj[]> {
   return (await api(server, 'GET', `/v0/events-join-attached-object-references?objectid=${objectId}&size=100`)).data;
 }
 
-function reconciledWithEndpoint(server: RunningServer, id: number): Promise<Obj> {
-  return until(`KubernetesRuntimeInstance ${id} Reconciled with an APIEndpoint`, async () => {
-    const o = await instance(server, id);
-    return o && o['Reconciled'] === true && typeof o['APIEndpoint'] === 'string' ? o : undefined;
-  }, 180_000);
+async function reconciledWithEndpoint(server: RunningServer, id: number): Promise<Obj> {
+  try {
+    return await until(`KubernetesRuntimeInstance ${id} Reconciled with an APIEndpoint`, async () => {
+      const o = await instance(server, id);
+      return o && o['Reconciled'] === true && typeof o['APIEndpoint'] === 'string' ? o : undefined;
+    }, 180_000);
+  } catch (err) {
+    // Say what the reconciler was doing: the object, its events and its queue row.
+    const o = await instance(server, id).catch(() => undefined);
+    const ev = await events(server, id).catch(() => []);
+    const q = await server.store.db.query(`SELECT * FROM ${QUEUE_TABLE} WHERE object_id = $1`, [id]).catch(() => ({ rows: [] }));
+    const brief = o && { ...o, CACertificate: '…', Certificate: '…', CertificateKey: '…' };
+    throw new Error(`${(err as Error).message}\nobject: ${JSON.stringify(brief)}\nevents: ${JSON.stringify(ev.map((e) => [e['Reason'], e['Count'], e['Note']]))}\nqueue: ${JSON.stringify(q.rows)}`);
+  }
 }
+
+/** Server logs go to this file; a failing test prints their end. */
+const LOG_PATH = join(tmpdir(), `threeport-runtimes-${process.pid}.log`);
 
 function startControlPlane(dataDir: string): Promise<RunningServer> {
   return startServer({
@@ -75,7 +88,7 @@ function startControlPlane(dataDir: string): Promise<RunningServer> {
     dataDir,
     auth: false,
     controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
-    logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'silent' }),
+    logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'info', destination: LOG_PATH }),
   });
 }
 
@@ -237,11 +250,16 @@ test(
       assert.equal((await external.get('ext').request('GET', '/readyz')).status, 200, 'a registered cluster is not ours to remove');
       await must(server, 'DELETE', `/v0/kubernetes-runtime-definitions/${String(def['ID'])}`);
       await must(server, 'DELETE', `/v0/kubernetes-runtime-definitions/${String(extDef['ID'])}`);
+    } catch (err) {
+      const log = existsSync(LOG_PATH) ? readFileSync(LOG_PATH, 'utf8').trimEnd().split('\n').slice(-60).join('\n') : '(no log)';
+      process.stderr.write(`--- end of the server log ${LOG_PATH}:\n${log}\n`);
+      throw err;
     } finally {
       for (const c of clients) c.close();
       await server?.close();
       await external?.stopAll();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(LOG_PATH, { force: true });
     }
   },
 );

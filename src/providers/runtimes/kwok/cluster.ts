@@ -444,10 +444,10 @@ export class KwokCluster {
       const stale = await killStaleGroups(Object.values(state.pids ?? {}), this.dir);
       if (stale.length > 0) this.#log(`${this.name}: killed ${stale.length} stale process group(s) of an earlier run`);
       const next: ClusterState = {
-        apiserverPort: await reusePort(state.apiserverPort),
+        apiserverPort: await reusePort(state.apiserverPort, this.dir),
         ...(this.#spec.externalEtcd
           ? {}
-          : { etcdClientPort: await reusePort(state.etcdClientPort), etcdPeerPort: await reusePort(state.etcdPeerPort) }),
+          : { etcdClientPort: await reusePort(state.etcdClientPort, this.dir), etcdPeerPort: await reusePort(state.etcdPeerPort, this.dir) }),
       };
       this.#writeState(next);
       this.#server = `https://127.0.0.1:${next.apiserverPort}`;

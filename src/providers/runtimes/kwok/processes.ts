@@ -327,7 +327,8 @@ function isZombie(pid: number): boolean {
   }
 }
 
-const handedOut = new Set<number>();
+/** Ports handed out by this process, and to whom (a cluster directory), so two clusters never get the same one. */
+const handedOut = new Map<number, string>();
 
 /** Whether `port` can be bound on 127.0.0.1 right now. */
 export function portIsFree(port: number): Promise<boolean> {
@@ -340,7 +341,7 @@ export function portIsFree(port: number): Promise<boolean> {
 }
 
 /** A currently free TCP port on 127.0.0.1, never handed out twice by this process. */
-export async function freePort(): Promise<number> {
+export async function freePort(owner = ''): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = await new Promise<number>((resolve, reject) => {
       const srv = createServer();
@@ -353,18 +354,22 @@ export async function freePort(): Promise<number> {
       });
     });
     if (port > 0 && !handedOut.has(port)) {
-      handedOut.add(port);
+      handedOut.set(port, owner);
       return port;
     }
   }
   throw new Error('could not find a free port on 127.0.0.1');
 }
 
-/** `preferred` when it is free (a restarted cluster keeps its ports), else a new free port. */
-export async function reusePort(preferred: number | undefined): Promise<number> {
-  if (preferred !== undefined && preferred > 0 && (await portIsFree(preferred))) {
-    handedOut.add(preferred);
+/**
+ * `preferred` when it is free and not promised to someone else in this process (a restarted
+ * cluster keeps its ports), else a new free port. `owner` identifies the caller (its directory).
+ */
+export async function reusePort(preferred: number | undefined, owner: string): Promise<number> {
+  const promisedTo = preferred === undefined ? undefined : handedOut.get(preferred);
+  if (preferred !== undefined && preferred > 0 && (promisedTo === undefined || promisedTo === owner) && (await portIsFree(preferred))) {
+    handedOut.set(preferred, owner);
     return preferred;
   }
-  return freePort();
+  return freePort(owner);
 }

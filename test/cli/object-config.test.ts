@@ -123,6 +123,17 @@ describe('object config parsing', () => {
     );
   });
 
+  it('needs a kubeconfig for InfraProvider kubeconfig, and only then', () => {
+    assert.equal(
+      problem('kc.yaml', 'KubernetesRuntime:\n  Name: rt\n  InfraProvider: kubeconfig\n  Location: Local\n', 'KubernetesRuntime'),
+      ':1:1: KubernetesRuntime.Kubeconfig: required with InfraProvider kubeconfig: the kubeconfig file of the cluster to register',
+    );
+    assert.equal(
+      problem('kc2.yaml', 'KubernetesRuntime:\n  Name: rt\n  InfraProvider: kind\n  Location: Local\n  Kubeconfig: x\n', 'KubernetesRuntime'),
+      ':5:15: KubernetesRuntime.Kubeconfig: only InfraProvider kubeconfig registers a cluster from a kubeconfig file, not "kind"',
+    );
+  });
+
   it('rejects a config of another kind than the command takes, and unknown kinds', () => {
     assert.match(problem('wd.yaml', 'WorkloadDefinition:\n  Name: x\n  YAMLDocument: m.yaml\n'), /^:1:1: WorkloadDefinition: this is a WorkloadDefinition config, but this command takes a Workload config \(use "tptctl create workload-definition" for it\)$/);
     assert.match(problem('kind.yaml', 'Wrokload:\n  Name: x\n'), /^:1:1: Wrokload: unknown object kind "Wrokload": expected a Workload config$/);

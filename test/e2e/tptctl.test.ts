@@ -87,6 +87,20 @@ describe('tptctl against a local control plane', () => {
     assert.equal(inst.DefaultRuntime, true);
   });
 
+  it('create kubernetes-runtime with InfraProvider kubeconfig reads the connection from the kubeconfig', async () => {
+    const r = await tptctl('create', 'kubernetes-runtime', '-c', fixture('kubeconfig/k8s-runtime-kubeconfig.yaml'));
+    assert.equal(r.code, 0, r.stderr);
+    const inst = await api.getByName(KRI, 'existing-cluster');
+    assert.equal(inst.APIEndpoint, 'https://127.0.0.1:6443');
+    assert.equal(inst.CACertificate, '-----BEGIN CERTIFICATE-----\nTEST-CA\n-----END CERTIFICATE-----\n');
+    assert.equal(inst.DefaultRuntime, false);
+    const key = await tptctl('describe', 'kubernetes-runtime-instance', '-n', 'existing-cluster', '-f', 'CertificateKey');
+    assert.equal(key.stdout, '-----BEGIN PRIVATE KEY-----\nTEST-KEY\n-----END PRIVATE KEY-----\n');
+    assert.notEqual(inst.CertificateKey, '-----BEGIN PRIVATE KEY-----\nTEST-KEY\n-----END PRIVATE KEY-----\n');
+    const bad = await t.run(['create', 'kubernetes-runtime', '-c', fixture('kubeconfig/k8s-runtime-kubeconfig.yaml'), '-i', CP], {});
+    assert.match(errorLine(bad), /creating KubernetesRuntimeDefinition "existing-cluster" failed: object with provided name already exists/);
+  });
+
   it('create workload makes a WorkloadDefinition with the manifest and a WorkloadInstance on the default runtime', async () => {
     const r = await tptctl('create', 'workload', '-c', fixture('wordpress-workload.yaml'));
     assert.equal(r.code, 0, r.stderr);

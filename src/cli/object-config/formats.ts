@@ -3,7 +3,7 @@
 // types, enums and required-ness come from the kind declaration. The
 // defined-instance formats (Workload, HelmWorkload, KubernetesRuntime, ...)
 // combine those fields and plan a definition and an instance with one name.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Kind } from '../../kinds/declare.js';
 import { aws, controlPlane, gateway, helmWorkload, kubernetesRuntime, observability, secret, terraform, workload } from '../../kinds/index.js';
@@ -282,11 +282,43 @@ const kubernetesRuntimeDefinitionFields: Fields = {
   ...named(KRD),
   ...fieldsOf(KRD, ['InfraProvider', 'InfraProviderAccountName', 'HighAvailability', 'NodeSize', 'NodeProfile', 'NodeMaximum']),
 };
+/** Ours (InfraProvider kubeconfig): an existing cluster's connection, read from a kubeconfig file. */
+const kubeconfigFields: Fields = {
+  Kubeconfig: plain({ type: 'string' }, { doc: 'a kubeconfig file, relative to the config file: its context gives APIEndpoint, CACertificate and the client certificate or token (InfraProvider kubeconfig)' }),
+  KubeconfigContext: plain({ type: 'string' }, { doc: 'the context to read (default: its current context)' }),
+};
+const kubeconfigRules: Rule[] = [(v) => (v['KubeconfigContext'] !== undefined && v['Kubeconfig'] === undefined ? { field: 'KubeconfigContext', message: 'needs Kubeconfig' } : undefined)];
+
 const kubernetesRuntimeInstanceFields: Fields = {
   ...named(KRI),
   ...fieldsOf(KRI, ['ThreeportControlPlaneHost', 'DefaultRuntime', 'Location', 'ThreeportAgentImage']),
   KubernetesRuntimeDefinition: refByObject(KRD, 'KubernetesRuntimeDefinitionID', { required: true }),
+  ...kubeconfigFields,
 };
+
+/**
+ * Fills the instance's connection fields from the kubeconfig the config names,
+ * before anything is written (the kube client library loads only when needed).
+ */
+function withKubeconfig(obj: PlannedObject, values: Values, ctx: PlanContext, root: string): PlannedObject {
+  const file = values['Kubeconfig'] as string | undefined;
+  if (file === undefined) return obj;
+  const previous = obj.preflight;
+  obj.preflight = async (api, existing) => {
+    await previous?.(api, existing);
+    const abs = resolve(ctx.source.dir, file);
+    if (!existsSync(abs)) {
+      throw ctx.source.error(`${root}.Kubeconfig`, `file ${JSON.stringify(file)} does not exist (looked for ${abs}; paths are relative to the config file)`);
+    }
+    const { connectionFieldsFromKubeconfig } = await import('../../providers/kube/connection.js');
+    try {
+      Object.assign(obj.fields, connectionFieldsFromKubeconfig(abs, values['KubeconfigContext'] as string | undefined));
+    } catch (err) {
+      throw ctx.source.error(`${root}.${values['KubeconfigContext'] !== undefined ? 'KubeconfigContext' : 'Kubeconfig'}`, (err as Error).message);
+    }
+  };
+  return obj;
+}
 
 const eksDefinitionFields: Fields = {
   ...named(EksD),
@@ -557,6 +589,7 @@ const helmWorkloadFields: Fields = {
 const kubernetesRuntimeFields: Fields = {
   ...kubernetesRuntimeDefinitionFields,
   ...fieldsOf(KRI, ['Location', 'DefaultRuntime', 'ThreeportAgentImage']),
+  ...kubeconfigFields,
 };
 
 const eksFields: Fields = {
@@ -623,15 +656,25 @@ export const FORMATS: readonly ConfigFormat[] = [
     definition: KRD,
     instance: KRI,
     fields: kubernetesRuntimeFields,
-    rules: [],
-    plan: (v, ctx, root) =>
-      pair(
+    rules: [
+      ...kubeconfigRules,
+      (v) =>
+        v['InfraProvider'] === 'kubeconfig' && v['Kubeconfig'] === undefined
+          ? { field: 'Kubeconfig', message: 'required with InfraProvider kubeconfig: the kubeconfig file of the cluster to register' }
+          : v['Kubeconfig'] !== undefined && v['InfraProvider'] !== 'kubeconfig'
+            ? { field: 'Kubeconfig', message: `only InfraProvider kubeconfig registers a cluster from a kubeconfig file, not ${JSON.stringify(v['InfraProvider'])}` }
+            : undefined,
+    ],
+    plan: (v, ctx, root) => {
+      const [def, inst] = pair(
         v,
         ctx,
         root,
         { kind: KRD, fields: kubernetesRuntimeFields, keys: keysOf(kubernetesRuntimeDefinitionFields) },
         { kind: KRI, fields: kubernetesRuntimeFields, keys: ['Name', 'Location', 'DefaultRuntime', 'ThreeportAgentImage'], refField: 'KubernetesRuntimeDefinitionID' },
-      ),
+      );
+      return [def!, withKubeconfig(inst!, v, ctx, root)];
+    },
   }),
   definedInstance({
     configKind: 'AwsEksKubernetesRuntime',
@@ -746,7 +789,11 @@ export const FORMATS: readonly ConfigFormat[] = [
   objectFormat(HwD, helmDefinitionFields, [atMostOne('Values', 'ValuesDocument')]),
   objectFormat(HwI, helmInstanceFields, [atMostOne('Values', 'ValuesDocument')]),
   objectFormat(KRD, kubernetesRuntimeDefinitionFields),
-  objectFormat(KRI, kubernetesRuntimeInstanceFields),
+  objectFormat(KRI, kubernetesRuntimeInstanceFields, kubeconfigRules, {
+    plan: (v, ctx, root) => [
+      withKubeconfig(planObject(KRI, kubernetesRuntimeInstanceFields, keysOf(kubernetesRuntimeInstanceFields, Object.keys(kubeconfigFields)), v, ctx, root), v, ctx, root),
+    ],
+  }),
   { ...objectFormat(EksD, eksDefinitionFields, [], { plan: planEksDefinition }), members: [KRD, EksD] },
   { ...objectFormat(EksI, eksInstanceFields, [], { plan: (v, ctx, root) => planEksInstance(v, ctx, root) }), members: [KRI, EksI] },
   objectFormat(RdsD, rdsDefinitionFields, [rdsVersionRule]),

@@ -1,6 +1,7 @@
 // tptctl: the Threeport CLI (spec §5). Builds the command tree, runs plugins,
 // and turns every failure into one line on stderr and a non-zero exit code
 // (with the stack trace only under --debug).
+import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ApiConnectionError, ApiError } from '../client/errors.js';
 import { CliError } from './errors.js';
@@ -48,7 +49,8 @@ export async function main(argv: readonly string[], io: Io = { out: process.stdo
   const session = () => {
     if (!current) {
       const opts = program!.opts<GlobalOptions>();
-      current = new Session({ threeportConfig: opts.threeportConfig, providerConfig: opts.providerConfig, debug: opts.debug }, output);
+      // Absolute, because up records the state directory in the config for later runs from anywhere.
+      current = new Session({ threeportConfig: resolve(opts.threeportConfig), providerConfig: resolve(opts.providerConfig), debug: opts.debug }, output);
     }
     return current;
   };

@@ -277,6 +277,28 @@ describe('AWS controllers: a workload with RDS, S3 and a secret on a lazily prov
       assert.deepEqual(JSON.parse(value.SecretString!), { 'api-key': SECRET_VALUE });
       assert.ok(workload.skipped.includes('ExternalSecret/app-api-key'), `skipped: ${workload.skipped.join(', ')}`);
       assert.ok(workload.skipped.includes('SecretStore/app-api-key-store'));
+
+      // The workload controller re-applies the Deployment as its definition says (without the env var):
+      // the bucket wiring is another field manager's and survives.
+      const [depWri] = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: wiId })).filter(
+        (w) => (w['JSONDefinition'] as { kind?: string }).kind === 'Deployment',
+      );
+      assert.ok(!JSON.stringify(depWri!['JSONDefinition']).includes('BUCKET_NAME'), 'the WRI stays as the definition has it');
+      await store.patch(WorkloadResourceInstance, depWri!['ID'] as number, { Reconciled: false });
+      await store.patch(WorkloadInstance, wiId, { Reconciled: false });
+      await eventually(async () => ((await get(store, WorkloadResourceInstance, depWri!['ID'] as number))?.['Reconciled'] === true ? true : undefined), 'the re-apply');
+      const reapplied = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'app', namespace: ns });
+      const names = ((reapplied?.['spec'] as any).template.spec.containers[0].env as Array<{ name: string }>).map((e) => e.name);
+      assert.deepEqual(names, ['MODE', 'BUCKET_NAME']);
+
+      // Deleting the bucket withdraws the wiring from the workload's objects.
+      await store.delete(AwsObjectStorageBucketInstance, s3['ID'] as number);
+      await eventually(async () => ((await get(store, AwsObjectStorageBucketInstance, s3['ID'] as number)) ? undefined : true), 'the bucket instance to be deleted', 60_000);
+      const unwired = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'app', namespace: ns });
+      assert.deepEqual(((unwired?.['spec'] as any).template.spec.containers[0].env as Array<{ name: string }>).map((e) => e.name), ['MODE']);
+      const plainSa = await kube.get({ apiVersion: 'v1', kind: 'ServiceAccount', name: 'app-sa', namespace: ns });
+      assert.equal(plainSa?.metadata.annotations?.['eks.amazonaws.com/role-arn'], undefined);
+      await eventually(async () => ((await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', name: bucketEnv.valueFrom.configMapKeyRef.name, namespace: ns })) ? undefined : true), 'the ConfigMap to be removed');
     } finally {
       kube.close();
     }
@@ -285,7 +307,6 @@ describe('AWS controllers: a workload with RDS, S3 and a secret on a lazily prov
     for (const [kind, id] of [
       [SecretInstance, secretInst['ID']],
       [SecretDefinition, secretDef['ID']],
-      [AwsObjectStorageBucketInstance, s3['ID']],
       [AwsRelationalDatabaseInstance, rds['ID']],
     ] as const) {
       await store.delete(kind, id as number);

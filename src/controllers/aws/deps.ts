@@ -5,6 +5,7 @@ import { AwsProvider, type AwsProviderOptions } from '../../providers/aws/provid
 import { EksConnectionResolver, TOKEN_REFRESH_MARGIN_MS, type ClusterConnectionResolver } from '../../providers/aws/connection.js';
 import { RdsEndpointResolver, type DatabaseEndpointResolver } from '../../providers/aws/rds.js';
 import type { EksPollIntervals } from '../../providers/aws/eks.js';
+import { KubeClients } from '../../providers/kube/clients.js';
 
 export interface AwsControllerOptions {
   logger?: Logger;
@@ -27,6 +28,8 @@ export interface AwsControllerOptions {
 
 export interface AwsControllerDeps {
   provider(store: ObjectStore): AwsProvider;
+  /** Clients of the workloads' clusters, for the S3 overlays (kube provider). */
+  kube(store: ObjectStore): KubeClients;
   connectionResolver: ClusterConnectionResolver;
   databaseResolver: DatabaseEndpointResolver;
   lazyProvisioning: boolean;
@@ -36,9 +39,18 @@ export interface AwsControllerDeps {
   waitPollMs: number;
 }
 
-export function controllerDeps(options: AwsControllerOptions = {}): AwsControllerDeps & { current(): AwsProvider | undefined } {
+export function controllerDeps(options: AwsControllerOptions = {}): AwsControllerDeps & { current(): AwsProvider | undefined; close(): void } {
   let provider: AwsProvider | undefined;
+  let kube: KubeClients | undefined;
   return {
+    kube(store) {
+      kube ??= new KubeClients({ decrypt: (c) => store.decrypt(c) });
+      return kube;
+    },
+    close() {
+      kube?.close();
+      kube = undefined;
+    },
     // Built on first use: the store (and its cipher) exists only once the server runs.
     provider(store) {
       provider ??= new AwsProvider({

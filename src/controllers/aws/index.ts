@@ -16,7 +16,7 @@ export const AWS_CONTROLLER_NAME = 'AwsController';
 
 export class AwsController {
   readonly reconcilers: Reconciler[];
-  readonly deps: AwsControllerDeps & { current(): AwsProvider | undefined };
+  readonly deps: AwsControllerDeps & { current(): AwsProvider | undefined; close(): void };
 
   constructor(options: AwsControllerOptions = {}) {
     this.deps = controllerDeps(options);
@@ -26,6 +26,11 @@ export class AwsController {
   /** The provider, once a reconcile has created it (its call counters are useful to benchmarks). */
   get provider(): AwsProvider | undefined {
     return this.deps.current();
+  }
+
+  /** Closes the connections to workload clusters (after the reconcile runtime has stopped). */
+  async stop(): Promise<void> {
+    this.deps.close();
   }
 
   /** Writes a fresh EKS token onto a KubernetesRuntimeInstance (for the kube provider, before its token expires). */

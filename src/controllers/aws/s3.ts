@@ -1,26 +1,36 @@
 // AwsObjectStorageBucketInstance reconciler (spec §3.3 "S3 Created").
 //
 // Created/Updated (skipped while InterruptReconciliation is set):
-//  1. attach to the WorkloadInstance; wait for its EKS runtime and for the workload's own
-//     resources (the env var goes onto them);
+//  1. attach to the WorkloadInstance; wait for its EKS runtime and for the workload to be deployed
+//     (the bucket wiring goes onto its resources);
 //  2. the S3 stack (bucket, access policy, IRSA role), recorded in ResourceInventory;
-//  3. the workload's resources: the ServiceAccount `WorkloadServiceAccountName` gets the
-//     `eks.amazonaws.com/role-arn` annotation (a ServiceAccount WRI is added if the workload has
-//     none), a ConfigMap `<workload>-s3-config-<6 random>` holds the bucket name, and every
-//     container of every pod abstraction (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
-//     CronJob) gets `WorkloadBucketEnvVar` from it. Changed WRIs are marked unreconciled and the
-//     WorkloadInstance is PATCHed Reconciled:false (spec §1.6).
-// Deleted: the WRI changes are undone, then the stack is deleted in reverse (the bucket is
-// emptied first), and the attached reference dropped.
+//  3. the workload: a ConfigMap WRI `<workload>-s3-config-<6 random>` holds the bucket name under
+//     the key `WorkloadBucketEnvVar`; a ServiceAccount WRI `WorkloadServiceAccountName` with the
+//     `eks.amazonaws.com/role-arn` annotation is added when the workload has none; then the
+//     WorkloadInstance is PATCHed Reconciled:false (spec §1.6) so its controller applies them.
+//  4. the workload's own resources are changed in the cluster, not in their WRIs: every container
+//     of every pod abstraction (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) gets
+//     `WorkloadBucketEnvVar` from the ConfigMap, and the workload's own ServiceAccount gets the
+//     role annotation, by server-side apply with a field manager of our own (`threeport-aws`).
+//     Upstream edits those WRIs instead; our workload controller re-renders its resources from
+//     the definition on every update, which would drop such edits, while fields another manager
+//     owns survive its applies. (Bare Pods are not changed: their env is immutable.)
+// Deleted: the same in reverse (our fields are withdrawn by applying an empty configuration, our
+// WRIs are scheduled for deletion), then the stack is deleted in reverse (the bucket is emptied
+// first), and the attached reference dropped.
 import { AwsObjectStorageBucketDefinition, AwsObjectStorageBucketInstance } from '../../kinds/aws.js';
 import { WorkloadInstance } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { TerminalError } from '../../reconcile/errors.js';
+import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { bucketName, deleteBucket, provisionBucket } from '../../providers/aws/s3.js';
 import type { ResourceInventory } from '../../providers/aws/inventory.js';
 import type { RuntimeNetwork } from '../../providers/aws/eks.js';
 import { stackName } from '../../providers/aws/tags.js';
+import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
+import { KubeError } from '../../providers/kube/errors.js';
+import type { KubeClusterClient, KubeObject } from '../../providers/kube/client.js';
+import { describeError } from '../../errors.js';
 import {
   OWNER_ANNOTATION_PREFIX,
   POD_ABSTRACTIONS,
@@ -52,31 +62,72 @@ const KIND = AwsObjectStorageBucketInstance.name;
 export const S3_OWNER_KEY = 'aws-object-storage-bucket-instance';
 export const ROLE_ARN_ANNOTATION = 'eks.amazonaws.com/role-arn';
 
-type Container = { name?: string; env?: Array<{ name: string; value?: string; valueFrom?: JsonObject }> };
+/** The field manager whose fields on the workload's own objects are the bucket wiring. */
+export const OVERLAY_FIELD_MANAGER = 'threeport-aws';
 
-/** Adds (add=true) or removes the env var on every container; returns the new manifest, or undefined when nothing changes. */
-function withBucketEnv(def: JsonObject, envVar: string, configMap: string, add: boolean): JsonObject | undefined {
-  const copy = structuredClone(def);
-  const pod = podSpecOf(copy);
-  const containers = (pod?.['containers'] ?? []) as Container[];
-  let changed = false;
-  for (const c of containers) {
-    const env = c.env ?? [];
-    const at = env.findIndex((e) => e.name === envVar);
-    const wanted = { name: envVar, valueFrom: { configMapKeyRef: { name: configMap, key: envVar } } };
-    if (add) {
-      if (at >= 0 && JSON.stringify(env[at]) === JSON.stringify(wanted)) continue;
-      if (at >= 0) env[at] = wanted;
-      else env.push(wanted);
-      c.env = env;
-      changed = true;
-    } else if (at >= 0 && (env[at]!.valueFrom as { configMapKeyRef?: { name?: string } } | undefined)?.configMapKeyRef?.name === configMap) {
-      env.splice(at, 1);
-      c.env = env;
-      changed = true;
+type Container = { name?: string };
+
+function containersOf(def: JsonObject): string[] {
+  return ((podSpecOf(def)?.['containers'] ?? []) as Container[]).flatMap((c) => (c.name ? [c.name] : []));
+}
+
+/** A pod template path with `spec` at its end, for the object's kind. */
+function podTemplateOverlay(kind: string, podSpec: JsonObject): JsonObject {
+  const template = { spec: podSpec };
+  return kind === 'CronJob' ? { jobTemplate: { spec: { template } } } : { template };
+}
+
+/** The partial object that adds the env var to every container (server-side apply merges it by container and env name). */
+function envOverlay(target: KubeObject, containers: string[], envVar: string, configMap: string): KubeObject {
+  return {
+    apiVersion: target.apiVersion,
+    kind: target.kind,
+    metadata: { name: target.metadata.name, ...(target.metadata.namespace ? { namespace: target.metadata.namespace } : {}) },
+    spec: podTemplateOverlay(target.kind, {
+      containers: containers.map((name) => ({ name, env: [{ name: envVar, valueFrom: { configMapKeyRef: { name: configMap, key: envVar } } }] })),
+    }),
+  };
+}
+
+/** Applying just the identity withdraws every field this manager set before. */
+function emptyOverlay(target: KubeObject): KubeObject {
+  return {
+    apiVersion: target.apiVersion,
+    kind: target.kind,
+    metadata: { name: target.metadata.name, ...(target.metadata.namespace ? { namespace: target.metadata.namespace } : {}) },
+  };
+}
+
+/** Where a WRI's object lives: its own namespace, else the workload's. */
+function targetOf(wri: Wri, namespace: string | undefined): KubeObject {
+  const meta = metadata(wri.def);
+  const ns = typeof meta['namespace'] === 'string' ? meta['namespace'] : namespace;
+  return {
+    apiVersion: String(wri.def['apiVersion']),
+    kind: String(wri.def['kind']),
+    metadata: { name: String(meta['name']), ...(ns ? { namespace: ns } : {}) },
+  };
+}
+
+async function applyOverlay(client: KubeClusterClient, overlay: KubeObject, signal: AbortSignal): Promise<'applied' | 'missing'> {
+  const ref = {
+    apiVersion: overlay.apiVersion,
+    kind: overlay.kind,
+    name: overlay.metadata.name,
+    ...(overlay.metadata.namespace ? { namespace: overlay.metadata.namespace } : {}),
+  };
+  // Never create the object from a fragment: it must exist (the workload controller makes it).
+  if (!(await client.get(ref, { signal }))) return 'missing';
+  try {
+    await client.apply(overlay, { fieldManager: OVERLAY_FIELD_MANAGER, force: false, signal });
+  } catch (err) {
+    if (err instanceof KubeError && err.failure === 'Conflict') {
+      throw new TerminalError(`${overlay.kind} ${overlay.metadata.name} already sets what the bucket wiring sets (${describeError(err)}); remove it from the workload's manifest`);
     }
+    if (err instanceof KubeError && err.failure === 'NotFound') return 'missing';
+    throw err;
   }
-  return changed ? copy : undefined;
+  return 'applied';
 }
 
 function withRoleAnnotation(def: JsonObject, roleArn: string | undefined): JsonObject | undefined {
@@ -156,18 +207,13 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
     if (!result.done) return { requeueAfterMs: result.pollMs };
     const roleArn = result.inventory.resources['s3-role']!.arn!;
 
-    // The workload's resources.
+    // The workload's resources: our own WRIs first.
     wris = await workloadResources(ctx.store, wiId);
     let changed = false;
     const namespace = workloadNamespace(wris);
+    const ownSa = ownedWri(wris, S3_OWNER_KEY, id, 'ServiceAccount');
     const sa = serviceAccountOf(wris, serviceAccount);
-    if (sa) {
-      const next = withRoleAnnotation(sa.def, roleArn);
-      if (next) {
-        await updateWri(ctx.store, sa.id, next);
-        changed = true;
-      }
-    } else {
+    if (!sa) {
       await createWri(ctx.store, wiId, {
         apiVersion: 'v1',
         kind: 'ServiceAccount',
@@ -178,6 +224,12 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
         },
       });
       changed = true;
+    } else if (sa === ownSa) {
+      const next = withRoleAnnotation(sa.def, roleArn);
+      if (next) {
+        await updateWri(ctx.store, sa.id, next);
+        changed = true;
+      }
     }
     const existingCm = ownedWri(wris, S3_OWNER_KEY, id, 'ConfigMap');
     const cmName = existingCm
@@ -196,15 +248,33 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
       await updateWri(ctx.store, existingCm.id, { ...existingCm.def, data: cm['data'] });
       changed = true;
     }
+    if (changed) await retriggerWorkload(ctx.store, wiId);
+
+    // Then the workload's own objects, in the cluster.
+    const client = deps.kube(ctx.store).forRuntime(runtime.kri);
+    const missing: string[] = [];
+    const overlays: KubeObject[] = [];
+    if (sa && sa !== ownSa) {
+      const target = targetOf(sa, namespace);
+      overlays.push({ ...target, metadata: { ...target.metadata, annotations: { [ROLE_ARN_ANNOTATION]: roleArn } } });
+    }
     for (const w of wris) {
-      if (w.scheduledForDeletion || !POD_ABSTRACTIONS.includes(String(w.def['kind']))) continue;
-      const next = withBucketEnv(w.def, envVar, cmName, true);
-      if (next) {
-        await updateWri(ctx.store, w.id, next);
-        changed = true;
+      if (w.scheduledForDeletion || !POD_ABSTRACTIONS.includes(String(w.def['kind'])) || ownedWri([w], S3_OWNER_KEY, id)) continue;
+      const containers = containersOf(w.def);
+      if (containers.length > 0) overlays.push(envOverlay(targetOf(w, namespace), containers, envVar, cmName));
+    }
+    for (const overlay of overlays) {
+      try {
+        if ((await applyOverlay(client, overlay, ctx.signal)) === 'missing') missing.push(`${overlay.kind} ${overlay.metadata.name}`);
+      } catch (err) {
+        if (err instanceof TerminalError) throw err;
+        throw new ReconcileError(`${what}: cannot wire the bucket into ${overlay.kind} ${overlay.metadata.name}: ${describeError(err)}`, { cause: err });
       }
     }
-    if (changed) await retriggerWorkload(ctx.store, wiId);
+    if (missing.length > 0) {
+      await ctx.patchSelf({ Status: `waiting for ${missing.join(', ')} of ${label('WorkloadInstance', wi)} to exist in the cluster` });
+      return { requeueAfterMs: deps.waitPollMs };
+    }
     if (!wiredBefore || changed) {
       await ctx.patchSelf({
         CreationConfirmed: obj['CreationConfirmed'] ?? new Date(ctx.clock.now()).toISOString(),
@@ -228,34 +298,34 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
       if (wi && wiId !== undefined) {
         const wris = await workloadResources(ctx.store, wiId);
         let changed = false;
-        const cm = ownedWri(wris, S3_OWNER_KEY, id, 'ConfigMap');
+        const namespace = workloadNamespace(wris);
         if (!wi['DeletionScheduled']) {
-          const envVar = String(def?.['WorkloadBucketEnvVar'] ?? '');
-          const cmName = cm ? String(metadata(cm.def)['name']) : '';
-          for (const w of wris) {
-            if (!cm || w.scheduledForDeletion || !POD_ABSTRACTIONS.includes(String(w.def['kind']))) continue;
-            const next = withBucketEnv(w.def, envVar, cmName, false);
-            if (next) {
-              await updateWri(ctx.store, w.id, next);
-              changed = true;
-            }
-          }
-          const ownSa = ownedWri(wris, S3_OWNER_KEY, id, 'ServiceAccount');
-          const sa = ownSa ?? serviceAccountOf(wris, String(def?.['WorkloadServiceAccountName'] ?? ''));
-          if (ownSa && !ownSa.scheduledForDeletion) {
-            await scheduleWriDeletion(ctx.store, ownSa.id, ctx.clock.now());
-            changed = true;
-          } else if (sa) {
-            const next = withRoleAnnotation(sa.def, undefined);
-            if (next) {
-              await updateWri(ctx.store, sa.id, next);
-              changed = true;
+          // Withdraw our fields from the workload's own objects (when its cluster can still be reached).
+          const kri = await getOrUndefined(ctx.store, KubernetesRuntimeInstance, idOf(wi, 'KubernetesRuntimeInstanceID'));
+          if (kri?.['APIEndpoint']) {
+            const client = deps.kube(ctx.store).forRuntime(kri);
+            const sa = serviceAccountOf(wris, String(def?.['WorkloadServiceAccountName'] ?? ''));
+            const targets = wris.filter(
+              (w) =>
+                !w.scheduledForDeletion &&
+                !ownedWri([w], S3_OWNER_KEY, id) &&
+                (POD_ABSTRACTIONS.includes(String(w.def['kind'])) || w === sa),
+            );
+            for (const w of targets) {
+              try {
+                await applyOverlay(client, emptyOverlay(targetOf(w, namespace)), ctx.signal);
+              } catch (err) {
+                throw new ReconcileError(`${label(KIND, obj)}: cannot unwire the bucket from ${String(w.def['kind'])} ${String(metadata(w.def)['name'])}: ${describeError(err)}`, { cause: err });
+              }
             }
           }
         }
-        if (cm && !cm.scheduledForDeletion) {
-          await scheduleWriDeletion(ctx.store, cm.id, ctx.clock.now());
-          changed = true;
+        for (const kind of ['ServiceAccount', 'ConfigMap']) {
+          const own = ownedWri(wris, S3_OWNER_KEY, id, kind);
+          if (own && !own.scheduledForDeletion) {
+            await scheduleWriDeletion(ctx.store, own.id, ctx.clock.now());
+            changed = true;
+          }
         }
         if (changed && !wi['DeletionScheduled']) await retriggerWorkload(ctx.store, wiId);
         const runtime = await workloadRuntime(ctx.store, wi, label(KIND, obj)).catch(() => undefined);

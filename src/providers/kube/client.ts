@@ -71,6 +71,8 @@ export interface CallOptions {
 export interface ApplyOptions extends CallOptions {
   /** Take over fields owned by other managers (default true). */
   force?: boolean;
+  /** Server-side apply field manager (default `threeport`); another manager's fields survive `threeport`'s applies. */
+  fieldManager?: string;
 }
 
 export interface ListOptions extends CallOptions {
@@ -268,7 +270,7 @@ export class ClientNodeCluster implements KubeClusterClient {
     const body: KubeObject = { ...object, metadata };
     delete body['status'];
     return this.#call(`apply ${describeRef({ ...object, name: object.metadata.name, ...(namespace ? { namespace } : {}) })}`, opts, () =>
-      this.#api.patch(body as KubernetesObject, undefined, undefined, FIELD_MANAGER, opts?.force ?? true, PatchStrategy.ServerSideApply),
+      this.#api.patch(body as KubernetesObject, undefined, undefined, opts?.fieldManager ?? FIELD_MANAGER, opts?.force ?? true, PatchStrategy.ServerSideApply),
     ) as Promise<KubeObject>;
   }
 

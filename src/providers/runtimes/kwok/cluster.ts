@@ -15,7 +15,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { createCa, generateKeyPair, issueCertificate } from '../../../crypto/pki.js';
 import type { KubeBinaries } from './binaries.js';
-import { kubeRequest, pollUntil, type KubeCredentials, type KubeRequestOptions, type KubeResponse } from './http.js';
+import { FatalPollError, kubeRequest, pollUntil, type KubeCredentials, type KubeRequestOptions, type KubeResponse } from './http.js';
 import { ManagedProcess, killStaleGroups, reusePort } from './processes.js';
 
 const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
@@ -109,6 +109,24 @@ function httpGet(url: string, timeoutMs = 3_000): Promise<{ status: number; body
   });
 }
 
+function httpPost(url: string, body: string, timeoutMs = 3_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = httpRequest(
+      url,
+      { method: 'POST', agent: false, timeout: timeoutMs, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout: POST ${url}`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 function secondsSince(t0: number): string {
   return `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 }
@@ -123,6 +141,7 @@ function writeAtomic(path: string, content: string, mode = 0o600): void {
 export class EtcdServer {
   readonly process: ManagedProcess;
   readonly endpoint: string;
+  readonly name: string;
 
   constructor(opts: {
     name: string;
@@ -137,6 +156,7 @@ export class EtcdServer {
     onUnexpectedExit?: (info: string) => void;
   }) {
     this.endpoint = `http://127.0.0.1:${opts.clientPort}`;
+    this.name = opts.name;
     const peer = `http://127.0.0.1:${opts.peerPort}`;
     this.process = new ManagedProcess({
       name: `${opts.name}/etcd`,
@@ -167,7 +187,14 @@ export class EtcdServer {
       async () => {
         this.process.assertRunning();
         const r = await httpGet(`${this.endpoint}/health`).catch(() => undefined);
-        return r?.status === 200 && r.body.includes('"true"') ? true : undefined;
+        if (!(r?.status === 200 && r.body.includes('"true"'))) return undefined;
+        // Another process's etcd may hold the port while ours fails to bind it: check the member name.
+        const m = await httpPost(`${this.endpoint}/v3/cluster/member/list`, '{}').catch(() => undefined);
+        const names = ((m && (JSON.parse(m.body) as { members?: { name?: string }[] }).members) ?? []).map((x) => x.name);
+        if (!names.includes(this.name)) {
+          throw new FatalPollError(`another etcd (members ${names.join(', ') || 'unknown'}) answers on ${this.endpoint}, not ${this.name}`);
+        }
+        return true;
       },
       { timeoutMs: opts.timeoutMs ?? 30_000, ...(opts.signal ? { signal: opts.signal } : {}) },
     );
@@ -379,6 +406,10 @@ export class KwokCluster {
           '--manage-all-nodes=false',
           `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
           `--cidr=${POD_CIDR}`,
+          // Node heartbeats through leases: without them the node's status heartbeat can miss the
+          // controller manager's 50 s grace, and the node lifecycle controller then marks every pod
+          // NotReady for good (kwok's pod-ready stage only handles Pending pods).
+          '--node-lease-duration-seconds=40',
         ],
         // kwok also reads ~/.kwok/kwok.yaml; keep any such file out.
         { ...process.env, HOME: dir },

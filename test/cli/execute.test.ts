@@ -150,6 +150,22 @@ describe('apply', () => {
     assert.equal((await api.findByName(FORMAT_BY_KIND.get('AwsAccount')!.kind!, 'acct'))!['DefaultRegion'], 'us-east-1');
   });
 
+  it('points an existing instance at a definition the same apply creates', async () => {
+    const api = new FakeApi();
+    api.seed(KRI, { Name: 'rt', DefaultRuntime: true });
+    const old = api.seed(WD, { Name: 'v1', YAMLDocument: 'x' });
+    api.seed(WI, { Name: 'app', WorkloadDefinitionID: old.ID, KubernetesRuntimeInstanceID: 1 });
+    const objects = planned(
+      'repoint.yaml',
+      'WorkloadDefinition:\n  Name: v2\n  YAMLDocument: m.yaml\n---\nWorkloadInstance:\n  Name: app\n  WorkloadDefinition: {Name: v2}\n  KubernetesRuntimeInstance: {Name: rt}\n',
+    );
+    const { out, sink } = quiet();
+    await execute(objects, 'apply', { api: api as unknown as ThreeportClient, controlPlane: 'cp', out });
+    const v2 = (await api.findByName(WD, 'v2'))!;
+    assert.equal((await api.findByName(WI, 'app'))!['WorkloadDefinitionID'], v2.ID);
+    assert.match(sink.text, /WorkloadDefinition "v2" created\nWorkloadInstance "app" updated \(WorkloadDefinitionID\)\n/);
+  });
+
   it('refuses to change an immutable field before writing anything', async () => {
     const api = new FakeApi();
     const krd = FORMAT_BY_KIND.get('KubernetesRuntimeDefinition')!.kind!;

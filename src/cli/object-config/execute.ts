@@ -221,6 +221,7 @@ export async function execute(objects: PlannedObject[], mode: Mode, ctx: Executi
   for (const s of steps) if (s.existing) ids.set(key(s.object.kind, s.object.name), s.existing.ID);
   const undo: Undo[] = [];
   const results: AnyObject[] = [];
+  const createdKeys = new Set<string>();
   for (const step of steps) {
     const { object } = step;
     const payload: Record<string, unknown> = { ...object.fields };
@@ -231,6 +232,14 @@ export async function execute(objects: PlannedObject[], mode: Mode, ctx: Executi
       }
       if (step.existing) {
         const changes = { ...(step.changes ?? {}) };
+        // References to objects this run created could not be compared before: compare them now.
+        for (const ref of object.refs) {
+          if (ref.defaultRuntime || !createdKeys.has(key(ref.kind, ref.name!))) continue;
+          if (step.existing[ref.field] !== payload[ref.field]) {
+            changes[ref.field] = payload[ref.field];
+            step.previous = { ...(step.previous ?? {}), [ref.field]: step.existing[ref.field] ?? null };
+          }
+        }
         if (Object.keys(changes).length === 0) {
           ctx.out.info(`${label(object.kind, object.name)} unchanged`);
           results.push(step.existing);
@@ -258,6 +267,7 @@ export async function execute(objects: PlannedObject[], mode: Mode, ctx: Executi
       } else {
         const created = (await ctx.api.create(object.kind, payload as never)) as AnyObject;
         ids.set(key(object.kind, object.name), created.ID);
+        createdKeys.add(key(object.kind, object.name));
         undo.push({ describe: `${label(object.kind, object.name)} created`, run: () => deleteForRollback(ctx, object.kind, created.ID, object.name) });
         ctx.out.done(`${label(object.kind, object.name)} created`);
         results.push(created);

@@ -1,8 +1,9 @@
 // The REST routes every kind gets (spec §2.1), derived from its declaration.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Kind } from '../kinds/declare.js';
+import type { Kind, StoredCheckContext } from '../kinds/declare.js';
+import { kindNamed } from '../kinds/index.js';
 import { parseFilters, validatePayload } from '../kinds/validate.js';
-import { InputError } from '../errors.js';
+import { InputError, NotFoundError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { envelope, single } from './envelope.js';
 
@@ -39,6 +40,24 @@ export function parsePagination(query: Record<string, unknown>): Pagination {
   return { page, size };
 }
 
+/** Runs the kind's `checkStored` rule (e.g. no dependency cycle); a problem is a 400. */
+async function checkStored(kind: Kind, store: ObjectStore, fields: Readonly<Record<string, unknown>>, id: number | undefined): Promise<void> {
+  if (!kind.checkStored) return;
+  const context: StoredCheckContext = {
+    id,
+    get: async (kindName, objectId) => {
+      try {
+        return await store.getObject(kindNamed(kindName), objectId);
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    },
+  };
+  const problem = await kind.checkStored(fields, context);
+  if (problem) throw new InputError(problem);
+}
+
 type Req = FastifyRequest<{ Params: { id?: string }; Querystring: Record<string, unknown> }>;
 
 export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: ObjectStore): void {
@@ -51,6 +70,7 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
 
   app.post(base, async (req: Req, reply) => {
     const fields = validatePayload(kind, req.body, 'create');
+    await checkStored(kind, store, fields, undefined);
     return send(reply, single(kind.name, await store.create(kind, fields), 201), 201);
   });
 
@@ -68,10 +88,12 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
   app.patch(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
     const fields = validatePayload(kind, req.body, 'patch');
-    if (kind.check) {
+    if (kind.check || kind.checkStored) {
       // Cross-field rules hold for the object as it will be, not just for the patch.
-      const problem = kind.check({ ...(await store.getObject(kind, id)), ...fields });
+      const merged = { ...(await store.getObject(kind, id)), ...fields };
+      const problem = kind.check?.(merged);
       if (problem) throw new InputError(problem);
+      await checkStored(kind, store, merged, id);
     }
     return send(reply, single(kind.name, await store.patch(kind, id, fields)));
   });
@@ -79,6 +101,7 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
   app.put(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
     const fields = validatePayload(kind, req.body, 'put');
+    await checkStored(kind, store, fields, id);
     return send(reply, single(kind.name, await store.put(kind, id, fields)));
   });
 

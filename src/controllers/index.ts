@@ -15,6 +15,7 @@ import type { Reconciler, Settlement } from '../reconcile/types.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { KubernetesRuntimeController } from './kubernetes-runtime/index.js';
 import { HelmWorkloadController } from './helm-workload/index.js';
+import { WorkloadController } from './workload/index.js';
 
 export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
 
@@ -38,6 +39,7 @@ export function builtInControllers(env: ControllerEnvironment): Controller[] {
   return [
     new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) }),
     new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
+    new WorkloadController({ logger: env.logger.child({ controller: 'workload' }) }),
   ];
 }
 

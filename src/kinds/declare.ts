@@ -63,9 +63,23 @@ export interface KindInput {
    * validated fields of a create or PUT; returns the problem, or undefined when the object is fine.
    */
   readonly check?: (fields: Readonly<Record<string, unknown>>) => string | undefined;
+  /**
+   * Rules that need other stored objects (e.g. references that must not form a cycle). The API
+   * runs it after `check` on create, PATCH (on the object as it will be) and PUT; a returned
+   * problem is a 400 and nothing is written.
+   */
+  readonly checkStored?: (fields: Readonly<Record<string, unknown>>, context: StoredCheckContext) => Promise<string | undefined>;
   /** Has no REST routes (kept for storage only). */
   readonly noRoutes?: boolean;
   readonly description?: string;
+}
+
+/** What a kind's `checkStored` rule may read. */
+export interface StoredCheckContext {
+  /** The object's ID on PATCH and PUT; undefined on create. */
+  readonly id: number | undefined;
+  /** A live object of a kind by ID, or undefined when there is none. */
+  get(kindName: string, id: number): Promise<Readonly<Record<string, unknown>> | undefined>;
 }
 
 export interface Kind extends KindInput {

@@ -1,0 +1,756 @@
+// workload controller (spec §3.1, §4, §5.2; docs/workloads.md): reconcilers for
+// WorkloadDefinition and WorkloadInstance, plus what the in-cluster agent did upstream, done from
+// the control plane: watches per runtime that record live state, Kubernetes events and the
+// instance's Status, and repair resources changed or deleted out of band.
+//
+// Differences from upstream, on purpose:
+// - server-side apply (field manager `threeport`, forced) instead of create-or-update;
+// - WorkloadResourceInstances are recorded before their resources are applied, so a crash never
+//   leaves an applied resource that deletion does not know about;
+// - a changed definition rolls out to its instances; resources it no longer declares are removed;
+// - no ThreeportWorkload custom resource and no agent: the control plane watches the clusters;
+// - Status is derived on the server; drift is repaired on resync and when a watch sees it;
+// - nested workloads: WorkloadInstance.DependsOn.
+import type { Logger } from 'pino';
+import { KIND_BY_NAME } from '../../kinds/index.js';
+import { AttachedObjectReference } from '../../kinds/events.js';
+import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
+import {
+  WorkloadDefinition,
+  WorkloadEvent,
+  WorkloadInstance,
+  WorkloadResourceDefinition,
+  WorkloadResourceInstance,
+  dependencyIds,
+} from '../../kinds/workload.js';
+import type { Kind } from '../../kinds/declare.js';
+import type { JsonObject } from '../../kinds/validate.js';
+import { ConflictError, NotFoundError, describeError } from '../../errors.js';
+import type { ObjectStore } from '../../store/object-store.js';
+import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
+import { requestReconcile } from '../../reconcile/choreography.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
+import { KubeClients } from '../../providers/kube/clients.js';
+import { KubeError } from '../../providers/kube/errors.js';
+import type { KubeClusterClient, KubeObject, ObjectRef } from '../../providers/kube/client.js';
+import { workloadDefinitionReconciler } from './definition.js';
+import {
+  ANNOTATION_DEFINITION,
+  ANNOTATION_MANAGED_NAMESPACE,
+  addThreeportLabels,
+  applyRank,
+  canonicalJson,
+  clone,
+  describeResource,
+  generateNamespaceName,
+  isNamespaceObject,
+  managedNamespaceObject,
+  resourceKey,
+} from './resources.js';
+import { RuntimeWatcher, runtimeDefinitionOf, type TrackedResource } from './runtime-watch.js';
+import { deriveStatus, type Phase, type WorkloadStatus } from './status.js';
+import { reportWorkloadEvent } from './workload-events.js';
+
+export const CONTROLLER_NAME = 'WorkloadController';
+
+export interface WorkloadControllerOptions {
+  logger: Logger;
+  /** Kube clients (default: own ones, decrypting with the store's key). */
+  kube?: KubeClients;
+  /** How often watch observations are written (RuntimeDefinition, WorkloadEvents) and statuses derived (default 500 ms). */
+  flushIntervalMs?: number;
+  /** Warning events make an instance Unhealthy for this long (default 60 s). */
+  warningWindowMs?: number;
+  /** A running pod may take this long to become ready (default 30 s). */
+  startupGraceMs?: number;
+}
+
+interface InstanceState {
+  runtimeId: number | undefined;
+  phase: Phase;
+  /** The Status last written (or read). */
+  written: string | undefined;
+}
+
+/** One resource the instance should have on its cluster, and the WRI that records it. */
+interface Planned {
+  object: KubeObject;
+  key: string;
+  source: 'namespace' | 'definition' | 'other';
+  /** Discovery failed for it: applying it fails with this error. */
+  error?: unknown;
+  wri?: JsonObject;
+  /** Its JSONDefinition changed (or it is new) in this reconcile. */
+  changed: boolean;
+  /** It had been applied before this reconcile. */
+  wasApplied: boolean;
+}
+
+function refOf(o: KubeObject): ObjectRef {
+  return { apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) };
+}
+
+function label(wi: JsonObject): string {
+  return `WorkloadInstance ${JSON.stringify(wi['Name'])} (ID ${String(wi['ID'])})`;
+}
+
+function jsonObject(v: unknown): KubeObject {
+  return clone(v) as KubeObject;
+}
+
+/** Every field `desired` declares has the same value in `live` (arrays element by element). */
+export function containsDeclared(live: unknown, desired: unknown): boolean {
+  if (desired === null || typeof desired !== 'object') return live === desired || (live !== undefined && String(live) === String(desired));
+  if (Array.isArray(desired)) {
+    return Array.isArray(live) && live.length === desired.length && desired.every((d, i) => containsDeclared(live[i], d));
+  }
+  if (live === null || typeof live !== 'object' || Array.isArray(live)) return false;
+  return Object.entries(desired as Record<string, unknown>).every(([k, v]) => containsDeclared((live as Record<string, unknown>)[k], v));
+}
+
+export class WorkloadController {
+  readonly reconcilers: Reconciler[];
+  readonly #log: Logger;
+  readonly #options: WorkloadControllerOptions;
+  #kube: KubeClients | undefined;
+  #ownsKube = false;
+  #store: ObjectStore | undefined;
+  readonly #watchers = new Map<number, RuntimeWatcher>();
+  readonly #instances = new Map<number, InstanceState>();
+  readonly #dirty = new Set<number>();
+  readonly #chains = new Map<number, Promise<void>>();
+  readonly #rechecks = new Map<number, { at: number; timer: NodeJS.Timeout }>();
+  readonly #driftPending = new Set<number>();
+  #statusTimer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: WorkloadControllerOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+    this.#kube = options.kube;
+    this.reconcilers = [workloadDefinitionReconciler(CONTROLLER_NAME), this.#instanceReconciler()];
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  /** Starts watches for the runtimes that have workload instances (after a restart, say). */
+  async start(store: ObjectStore): Promise<void> {
+    this.#store = store;
+    this.#ensureStatusTimer();
+    const instances = (await store.find(WorkloadInstance, {})).filter((wi) => !wi['DeletionScheduled']);
+    if (instances.length === 0) return;
+    const wris = await store.find(WorkloadResourceInstance, {});
+    const byInstance = new Map<number, JsonObject[]>();
+    for (const w of wris) {
+      const id = Number(w['WorkloadInstanceID']);
+      (byInstance.get(id) ?? byInstance.set(id, []).get(id)!).push(w);
+    }
+    const runtimes = new Map<number, JsonObject | undefined>();
+    for (const wi of instances) {
+      const id = Number(wi['ID']);
+      const state = this.#track(id, wi);
+      const runtimeId = Number(wi['KubernetesRuntimeInstanceID']);
+      if (!runtimes.has(runtimeId)) {
+        runtimes.set(runtimeId, await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(() => undefined));
+      }
+      const runtime = runtimes.get(runtimeId);
+      if (!runtime || !runtime['APIEndpoint']) continue;
+      state.runtimeId = runtimeId;
+      const watcher = this.#watcherFor(runtime, store);
+      const applied = (byInstance.get(id) ?? []).filter((w) => !w['ScheduledForDeletion']);
+      watcher.setInstanceResources(id, applied.map((w) => this.#tracked(id, w)));
+      for (const w of applied) if (w['RuntimeDefinition']) watcher.recorded(Number(w['ID']), w['RuntimeDefinition'] as JsonObject);
+      this.#dirty.add(id);
+    }
+    this.#log.info({ instances: instances.length, runtimes: this.#watchers.size }, 'workload watches started');
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#statusTimer) clearInterval(this.#statusTimer);
+    for (const r of this.#rechecks.values()) clearTimeout(r.timer);
+    this.#rechecks.clear();
+    await Promise.all([...this.#watchers.values()].map((w) => w.stop()));
+    this.#watchers.clear();
+    await this.#refreshing?.catch(() => {});
+    if (this.#ownsKube) this.#kube?.close();
+  }
+
+  /** The watcher of a runtime, when there is one (tests). */
+  watcher(runtimeId: number): RuntimeWatcher | undefined {
+    return this.#watchers.get(runtimeId);
+  }
+
+  #kubeClients(store: ObjectStore): KubeClients {
+    if (!this.#kube) {
+      this.#kube = new KubeClients({ decrypt: (v) => store.decrypt(v) });
+      this.#ownsKube = true;
+    }
+    return this.#kube;
+  }
+
+  #ensureStatusTimer(): void {
+    if (this.#statusTimer || this.#stopped) return;
+    this.#statusTimer = setInterval(() => void this.#refreshDirty(), this.#options.flushIntervalMs ?? 500);
+    this.#statusTimer.unref();
+  }
+
+  /** The runtime's watcher; replaced when the runtime's connection changed. */
+  #watcherFor(runtime: JsonObject, store: ObjectStore): RuntimeWatcher {
+    const runtimeId = Number(runtime['ID']);
+    const client = this.#kubeClients(store).forRuntime(runtime);
+    const existing = this.#watchers.get(runtimeId);
+    if (existing && existing.client === client && !existing.stopped) return existing;
+    if (existing) void existing.stop();
+    const watcher = new RuntimeWatcher({
+      runtimeId,
+      client,
+      store,
+      log: this.#log,
+      onDrift: (instanceId, key, how) => this.#onDrift(instanceId, key, how),
+      onObserved: (instanceId) => this.#dirty.add(instanceId),
+      ...(this.#options.flushIntervalMs ? { flushIntervalMs: this.#options.flushIntervalMs } : {}),
+    });
+    this.#watchers.set(runtimeId, watcher);
+    if (existing) void this.#reload(runtimeId, watcher, store);
+    return watcher;
+  }
+
+  /** A new watcher for a runtime learns what its instances applied. */
+  async #reload(runtimeId: number, watcher: RuntimeWatcher, store: ObjectStore): Promise<void> {
+    try {
+      for (const wi of await store.find(WorkloadInstance, { KubernetesRuntimeInstanceID: runtimeId })) {
+        if (wi['DeletionScheduled']) continue;
+        const id = Number(wi['ID']);
+        const wris = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id })).filter((w) => !w['ScheduledForDeletion']);
+        watcher.setInstanceResources(id, wris.map((w) => this.#tracked(id, w)));
+      }
+    } catch (err) {
+      this.#log.warn({ runtimeId, err: describeError(err) }, 'cannot load the workload resources of a runtime');
+    }
+  }
+
+  #tracked(instanceId: number, wri: JsonObject): TrackedResource {
+    const o = wri['JSONDefinition'] as KubeObject;
+    return { key: resourceKey(o), wriId: Number(wri['ID']), instanceId, apiVersion: o.apiVersion, kind: o.kind };
+  }
+
+  #track(id: number, wi: JsonObject): InstanceState {
+    let state = this.#instances.get(id);
+    if (!state) {
+      state = {
+        runtimeId: undefined,
+        phase: wi['Reconciled'] === true ? 'applied' : wi['Status'] === 'Error' ? 'error' : 'reconciling',
+        written: typeof wi['Status'] === 'string' ? wi['Status'] : undefined,
+      };
+      this.#instances.set(id, state);
+    }
+    return state;
+  }
+
+  // ---- status -------------------------------------------------------------------------------
+
+  async #refreshDirty(): Promise<void> {
+    if (this.#refreshing || this.#dirty.size === 0) return;
+    this.#refreshing = (async () => {
+      const ids = [...this.#dirty];
+      this.#dirty.clear();
+      for (const id of ids) {
+        if (this.#stopped) return;
+        await this.#refreshStatus(id);
+      }
+    })().finally(() => (this.#refreshing = undefined));
+    await this.#refreshing;
+  }
+
+  /** Derives the instance's status and writes it when it changed (one at a time per instance). */
+  #refreshStatus(id: number): Promise<void> {
+    const prev = this.#chains.get(id) ?? Promise.resolve();
+    const next = prev
+      .then(() => this.#writeStatus(id))
+      .catch((err: unknown) => {
+        this.#dirty.add(id); // try again on the next tick
+        this.#log.warn({ id, err: describeError(err) }, 'cannot write a workload instance status');
+      });
+    this.#chains.set(id, next);
+    void next.then(() => {
+      if (this.#chains.get(id) === next) this.#chains.delete(id);
+    });
+    return next;
+  }
+
+  async #writeStatus(id: number): Promise<void> {
+    const state = this.#instances.get(id);
+    const store = this.#store;
+    if (!state || !store) return;
+    const watcher = state.runtimeId !== undefined ? this.#watchers.get(state.runtimeId) : undefined;
+    const snapshot = watcher?.snapshot(id) ?? { resources: [], pods: [], replicaSets: [], warnings: [], synced: false };
+    const now = Date.now();
+    const result = deriveStatus({
+      phase: state.phase,
+      ...snapshot,
+      now,
+      ...(this.#options.warningWindowMs !== undefined ? { warningWindowMs: this.#options.warningWindowMs } : {}),
+      ...(this.#options.startupGraceMs !== undefined ? { startupGraceMs: this.#options.startupGraceMs } : {}),
+    });
+    if (result.recheckAt !== undefined) this.#recheckAt(id, result.recheckAt);
+    if (result.status === state.written) return;
+    try {
+      await store.patch(WorkloadInstance, id, { Status: result.status }, { enqueue: false });
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        this.#instances.delete(id);
+        return;
+      }
+      throw err;
+    }
+    this.#log.debug({ id, status: result.status, detail: result.detail }, 'workload instance status');
+    state.written = result.status;
+    if (result.status === 'Healthy') await this.#wakeDependents(store, id);
+  }
+
+  #recheckAt(id: number, at: number): void {
+    const current = this.#rechecks.get(id);
+    if (current && current.at <= at && current.at > Date.now()) return;
+    if (current) clearTimeout(current.timer);
+    const timer = setTimeout(() => {
+      this.#rechecks.delete(id);
+      this.#dirty.add(id);
+    }, Math.max(0, at - Date.now()) + 50);
+    timer.unref();
+    this.#rechecks.set(id, { at, timer });
+  }
+
+  /** Instances waiting for this one to be Healthy run now rather than at their next poll. */
+  async #wakeDependents(store: ObjectStore, id: number): Promise<void> {
+    for (const dependent of await store.find(WorkloadInstance, { DependsOn: [id] })) {
+      if (dependent['Reconciled'] === true || dependent['DeletionScheduled']) continue;
+      await requestReconcile(store, WorkloadInstance, Number(dependent['ID'])).catch(() => {});
+    }
+  }
+
+  // ---- drift --------------------------------------------------------------------------------
+
+  /** A watch saw a managed resource deleted or changed by someone else: reconcile the instance (it re-applies). */
+  #onDrift(instanceId: number, key: string, how: 'deleted' | 'modified'): void {
+    this.#log.info({ instanceId, resource: key, how }, 'managed resource changed out of band; reconciling its workload instance');
+    if (this.#driftPending.has(instanceId) || this.#stopped) return;
+    this.#driftPending.add(instanceId);
+    const timer = setTimeout(() => {
+      this.#driftPending.delete(instanceId);
+      const store = this.#store;
+      if (!store || this.#stopped) return;
+      void (async () => {
+        const wi = await store.getObject(WorkloadInstance, instanceId).catch(() => undefined);
+        if (!wi || wi['DeletionScheduled']) return;
+        await requestReconcile(store, WorkloadInstance, instanceId);
+      })().catch((err: unknown) => this.#log.warn({ instanceId, err: describeError(err) }, 'cannot request a repair'));
+    }, 200);
+    timer.unref();
+  }
+
+  // ---- the WorkloadInstance reconciler ------------------------------------------------------
+
+  #instanceReconciler(): Reconciler {
+    return {
+      kind: WorkloadInstance.name,
+      controller: CONTROLLER_NAME,
+      created: (ctx, wi) => this.#converge(ctx, wi),
+      updated: (ctx, wi) => this.#converge(ctx, wi),
+      deleted: (ctx, wi) => this.#remove(ctx, wi),
+    };
+  }
+
+  async #get(ctx: ReconcileContext, kind: Kind, id: number): Promise<JsonObject | undefined> {
+    try {
+      return await ctx.store.getObject(kind, id);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Not ready to apply yet: say why (event, Status Reconciling) and look again soon. */
+  async #wait(ctx: ReconcileContext, state: InstanceState, reason: string, note: string): Promise<ReconcileResult> {
+    if (state.phase !== 'applied') state.phase = 'reconciling';
+    await ctx.recordEvent({ reason, note, type: 'Normal' });
+    await this.#refreshStatus(ctx.id);
+    const waited = ctx.clock.now() - ctx.firstQueuedAt.getTime();
+    return { requeueAfterMs: Math.round(Math.min(10_000, Math.max(1_000, waited / 10))) };
+  }
+
+  async #runtimeOf(ctx: ReconcileContext, wi: JsonObject): Promise<JsonObject> {
+    const id = wi['KubernetesRuntimeInstanceID'];
+    if (typeof id === 'number') {
+      const runtime = await this.#get(ctx, KubernetesRuntimeInstance, id);
+      if (!runtime) throw new TerminalError(`${label(wi)}: its KubernetesRuntimeInstance ${id} does not exist`);
+      return runtime;
+    }
+    const [runtime] = await ctx.store.find(KubernetesRuntimeInstance, { DefaultRuntime: true });
+    if (!runtime) {
+      throw new TerminalError(`${label(wi)} names no KubernetesRuntimeInstance, and no runtime has DefaultRuntime: true`);
+    }
+    return runtime;
+  }
+
+  /** Before the first apply, every dependency must be Healthy; returns a wait when one is not. */
+  async #waitForDependencies(ctx: ReconcileContext, wi: JsonObject, state: InstanceState): Promise<ReconcileResult | undefined> {
+    for (const depId of dependencyIds(wi)) {
+      const dep = await this.#get(ctx, WorkloadInstance, depId);
+      if (!dep) throw new TerminalError(`${label(wi)} depends on WorkloadInstance ${depId}, which does not exist`);
+      if (dep['DeletionScheduled']) throw new TerminalError(`${label(wi)} depends on ${label(dep)}, which is being deleted`);
+      if (dep['Status'] === 'Healthy') continue;
+      // Two concurrent updates can still close a cycle the API checks one at a time.
+      const cycle = await WorkloadInstance.checkStored?.(wi, { id: ctx.id, get: (k, i) => this.#get(ctx, KIND_BY_NAME.get(k)!, i) });
+      if (cycle) throw new TerminalError(`${label(wi)}: ${cycle}`);
+      return this.#wait(
+        ctx,
+        state,
+        'WaitingForDependency',
+        `waiting for WorkloadInstance ${JSON.stringify(dep['Name'])} (ID ${depId}) to be Healthy (it is ${String(dep['Status'] ?? 'Reconciling')})`,
+      );
+    }
+    return undefined;
+  }
+
+  async #converge(ctx: ReconcileContext, wi: JsonObject): Promise<ReconcileResult> {
+    const store = ctx.store;
+    this.#store ??= store;
+    this.#ensureStatusTimer();
+    const id = ctx.id;
+    const state = this.#track(id, wi);
+    const existing = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id })).sort((a, b) => Number(a['ID']) - Number(b['ID']));
+    const everApplied = existing.some((w) => w['Reconciled'] === true);
+    if (!everApplied) state.phase = 'reconciling';
+
+    const definitionId = Number(wi['WorkloadDefinitionID']);
+    const definition = await this.#get(ctx, WorkloadDefinition, definitionId);
+    if (!definition) throw new TerminalError(`${label(wi)}: its WorkloadDefinition ${definitionId} does not exist`);
+    if (definition['Reconciled'] !== true) {
+      return this.#wait(
+        ctx,
+        state,
+        'WaitingForWorkloadDefinition',
+        `waiting for WorkloadDefinition ${JSON.stringify(definition['Name'])} (ID ${definitionId}) to be reconciled`,
+      );
+    }
+    const runtime = await this.#runtimeOf(ctx, wi);
+    if (runtime['Reconciled'] !== true || !runtime['APIEndpoint']) {
+      return this.#wait(
+        ctx,
+        state,
+        'WaitingForKubernetesRuntimeInstance',
+        `waiting for KubernetesRuntimeInstance ${JSON.stringify(runtime['Name'])} (ID ${String(runtime['ID'])}) to be Reconciled`,
+      );
+    }
+    state.runtimeId = Number(runtime['ID']);
+    if (!everApplied) {
+      const waiting = await this.#waitForDependencies(ctx, wi, state);
+      if (waiting) return waiting;
+    }
+    const wrds = (await store.find(WorkloadResourceDefinition, { WorkloadDefinitionID: definitionId })).sort(
+      (a, b) => Number(a['ID']) - Number(b['ID']),
+    );
+    if (wrds.length === 0) {
+      throw new ReconcileError(`${label(wi)}: WorkloadDefinition ${JSON.stringify(definition['Name'])} has no resources yet`);
+    }
+
+    const watcher = this.#watcherFor(runtime, store);
+    const client = watcher.client;
+    const plan = await this.#plan(ctx, client, wi, definition, wrds, existing);
+    const stale = await this.#record(ctx, plan, existing);
+
+    // Apply in order (namespaces, CRDs, the rest), recording drift repaired on the way.
+    const appliedObjects: Array<{ wri: JsonObject; after: KubeObject }> = [];
+    for (const p of plan) {
+      const driftCheck = ctx.operation === 'Updated' && p.wasApplied && !p.changed;
+      let before: KubeObject | undefined;
+      watcher.applying(p.key);
+      let after: KubeObject | undefined;
+      try {
+        if (p.error) throw p.error;
+        if (driftCheck) before = await client.get(refOf(p.object), { signal: ctx.signal });
+        after = await client.apply(p.object, { signal: ctx.signal, force: true });
+      } catch (err) {
+        throw await this.#applyFailed(ctx, wi, state, p, err);
+      } finally {
+        watcher.applied(p.key, after);
+      }
+      appliedObjects.push({ wri: p.wri!, after });
+      if (driftCheck) {
+        const how = !before ? 'deleted' : !containsDeclared(before, p.object) && before.metadata.resourceVersion !== after.metadata.resourceVersion ? 'modified' : undefined;
+        if (how) await this.#reportRestored(ctx, p, how);
+      }
+    }
+
+    // Record what was applied; remove what is no longer wanted (recorded WRIs only).
+    await ctx.transaction(async (tx) => {
+      for (const { wri, after } of appliedObjects) {
+        const rd = runtimeDefinitionOf(after);
+        const known = wri['RuntimeDefinition'] as KubeObject | undefined;
+        if (wri['Reconciled'] === true && known?.metadata?.resourceVersion === after.metadata.resourceVersion) continue;
+        await tx.patch(WorkloadResourceInstance, Number(wri['ID']), { Reconciled: true, RuntimeDefinition: rd, LastOperation: 'Apply' });
+        watcher.recorded(Number(wri['ID']), rd);
+      }
+    });
+    await this.#deleteResources(ctx, client, watcher, stale);
+
+    const current = plan.filter((p) => p.wri).map((p) => this.#tracked(id, p.wri!));
+    watcher.setInstanceResources(id, current);
+    state.phase = 'applied';
+    await this.#refreshStatus(id);
+    return undefined;
+  }
+
+  /** The resources the instance should have now: namespace rules (spec §3.1), labels, order. */
+  async #plan(
+    ctx: ReconcileContext,
+    client: KubeClusterClient,
+    wi: JsonObject,
+    definition: JsonObject,
+    wrds: JsonObject[],
+    existing: JsonObject[],
+  ): Promise<Planned[]> {
+    const id = ctx.id;
+    const names = { definitionName: String(definition['Name']), instanceName: String(wi['Name']), instanceId: id };
+    const live = existing.filter((w) => !w['ScheduledForDeletion']);
+    const sourceOf = (w: JsonObject): Planned['source'] => {
+      const annotations = (w['JSONDefinition'] as KubeObject | undefined)?.metadata?.annotations ?? {};
+      if (annotations[ANNOTATION_MANAGED_NAMESPACE] !== undefined) return 'namespace';
+      if (annotations[ANNOTATION_DEFINITION] !== undefined) return 'definition';
+      return 'other';
+    };
+    const definitionObjects = wrds.map((w) => jsonObject(w['JSONDefinition']));
+    const manifestNamespace = definitionObjects.some(isNamespaceObject);
+    let namespace: string | undefined;
+    if (!manifestNamespace) {
+      const recorded = live.find((w) => sourceOf(w) === 'namespace');
+      namespace = recorded ? String((recorded['JSONDefinition'] as KubeObject).metadata.name) : generateNamespaceName(String(wi['Name']));
+    }
+
+    const place = async (o: KubeObject): Promise<{ object: KubeObject; error?: unknown }> => {
+      const object = addThreeportLabels(o, names);
+      try {
+        const info = await client.discover(object.apiVersion, object.kind, { signal: ctx.signal });
+        if (info.namespaced) object.metadata.namespace = namespace ?? object.metadata.namespace ?? 'default';
+        else delete object.metadata.namespace;
+        return { object };
+      } catch (error) {
+        if (namespace && !isNamespaceObject(object)) object.metadata.namespace = namespace;
+        return { object, error };
+      }
+    };
+
+    const wanted: Array<{ object: KubeObject; source: Planned['source']; error?: unknown; wri?: JsonObject }> = [];
+    if (namespace) wanted.push({ object: addThreeportLabels(managedNamespaceObject(namespace, id), names), source: 'namespace' });
+    for (const o of definitionObjects) {
+      o.metadata.annotations = { ...(o.metadata.annotations ?? {}), [ANNOTATION_DEFINITION]: String(definition['ID']) };
+      wanted.push({ ...(await place(o)), source: 'definition' });
+    }
+    // WRIs other controllers added (gateway, secrets, ...) get the workload's namespace and labels too.
+    for (const w of live.filter((x) => sourceOf(x) === 'other')) {
+      wanted.push({ ...(await place(jsonObject(w['JSONDefinition']))), source: 'other', wri: w });
+    }
+
+    const byKey = new Map<string, JsonObject>();
+    for (const w of live) if (sourceOf(w) !== 'other') byKey.set(resourceKey(w['JSONDefinition'] as KubeObject), w);
+    const plan: Planned[] = [];
+    const seen = new Set<string>();
+    for (const w of wanted) {
+      const key = resourceKey(w.object);
+      if (seen.has(key)) continue; // the same resource twice: the first one wins
+      seen.add(key);
+      const match = w.wri ?? byKey.get(key);
+      const changed = !match || canonicalJson(match['JSONDefinition']) !== canonicalJson(w.object);
+      plan.push({
+        object: w.object,
+        key,
+        source: w.source,
+        ...(w.error !== undefined ? { error: w.error } : {}),
+        ...(match ? { wri: match } : {}),
+        changed,
+        wasApplied: match?.['Reconciled'] === true,
+      });
+    }
+    return plan.map((p, i) => ({ p, i })).sort((a, b) => applyRank(a.p.object) - applyRank(b.p.object) || a.i - b.i).map((x) => x.p);
+  }
+
+  /**
+   * Writes the plan's WRIs (new ones, changed JSONDefinitions) and schedules the deletion of
+   * WRIs no longer wanted, in one transaction, before anything is applied. Returns the WRIs
+   * whose resources must be deleted from the cluster (and objects left at an old identity).
+   */
+  async #record(ctx: ReconcileContext, plan: Planned[], existing: JsonObject[]): Promise<Array<{ wri?: JsonObject; object: KubeObject }>> {
+    const id = ctx.id;
+    const wanted = new Set(plan.map((p) => p.wri && Number(p.wri['ID'])).filter((x) => x));
+    return ctx.transaction(async (tx) => {
+      const stale: Array<{ wri?: JsonObject; object: KubeObject }> = [];
+      for (const p of plan) {
+        if (!p.wri) {
+          p.wri = await tx.create(WorkloadResourceInstance, { JSONDefinition: p.object, WorkloadInstanceID: id, Reconciled: false });
+        } else if (p.changed) {
+          const old = p.wri['JSONDefinition'] as KubeObject;
+          if (resourceKey(old) !== p.key) stale.push({ object: old });
+          p.wri = await tx.patch(WorkloadResourceInstance, Number(p.wri['ID']), { JSONDefinition: p.object, Reconciled: false });
+        }
+      }
+      const now = new Date(ctx.clock.now()).toISOString();
+      for (const w of existing) {
+        const scheduled = Boolean(w['ScheduledForDeletion']);
+        if (!scheduled && wanted.has(Number(w['ID']))) continue;
+        const annotations = (w['JSONDefinition'] as KubeObject | undefined)?.metadata?.annotations ?? {};
+        const ours = annotations[ANNOTATION_DEFINITION] !== undefined || annotations[ANNOTATION_MANAGED_NAMESPACE] !== undefined;
+        if (!scheduled && !ours) continue; // another controller's WRI is removed only when it schedules that
+        const marked = scheduled ? w : await tx.patch(WorkloadResourceInstance, Number(w['ID']), { ScheduledForDeletion: now, Reconciled: false });
+        stale.push({ wri: marked, object: marked['JSONDefinition'] as KubeObject });
+      }
+      return stale;
+    });
+  }
+
+  /** Deletes resources from the cluster (NotFound is fine), then their WRIs; namespaces last. */
+  async #deleteResources(
+    ctx: ReconcileContext,
+    client: KubeClusterClient,
+    watcher: RuntimeWatcher | undefined,
+    items: Array<{ wri?: JsonObject; object: KubeObject }>,
+  ): Promise<void> {
+    const ordered = [...items].sort((a, b) => applyRank(b.object) - applyRank(a.object));
+    for (const item of ordered) {
+      const key = resourceKey(item.object);
+      watcher?.expectDeletion(key);
+      try {
+        await client.delete(refOf(item.object), { signal: ctx.signal });
+      } catch (err) {
+        if (!(await this.#deletedAnyway(client, item.object, err))) {
+          throw new ReconcileError(`WorkloadInstance ${ctx.id}: cannot delete ${describeResource(item.object)}: ${describeError(err)}`, { cause: err });
+        }
+      }
+      if (item.wri) await ctx.store.softDelete(WorkloadResourceInstance, Number(item.wri['ID'])).catch((e: unknown) => {
+        if (!(e instanceof NotFoundError)) throw e;
+      });
+    }
+  }
+
+  /** A delete that failed but needs no retry: the kind is gone, or the object is already terminating. */
+  async #deletedAnyway(client: KubeClusterClient, object: KubeObject, err: unknown): Promise<boolean> {
+    if (!(err instanceof KubeError)) return false;
+    if (err.failure === 'UnknownKind') return true;
+    if (err.failure === 'Conflict') {
+      const current = await client.get(refOf(object)).catch(() => undefined);
+      return !current || Boolean(current.metadata['deletionTimestamp']);
+    }
+    return false;
+  }
+
+  async #reportRestored(ctx: ReconcileContext, p: Planned, how: 'deleted' | 'modified'): Promise<void> {
+    const note = `Restored ${describeResource(p.object)} ${how} out of band`;
+    ctx.log.info({ resource: p.key }, note);
+    await ctx.recordEvent({ reason: 'ResourceRestored', note, type: 'Normal' });
+    await reportWorkloadEvent(ctx.store, {
+      instanceId: ctx.id,
+      ...(p.wri ? { wriId: Number(p.wri['ID']) } : {}),
+      type: 'Normal',
+      reason: 'ResourceRestored',
+      message: note,
+    });
+  }
+
+  /** An apply failed: a WorkloadEvent, Status Error when the cluster refused it, and the error to throw. */
+  async #applyFailed(ctx: ReconcileContext, wi: JsonObject, state: InstanceState, p: Planned, err: unknown): Promise<Error> {
+    if (ctx.signal.aborted) return err instanceof Error ? err : new Error(String(err));
+    const message = `${label(wi)}: cannot apply ${describeResource(p.object)}: ${describeError(err)}`;
+    const kubeErr = err instanceof KubeError ? err : undefined;
+    const refused = !kubeErr || !kubeErr.unreachable;
+    if (refused) {
+      await reportWorkloadEvent(ctx.store, {
+        instanceId: ctx.id,
+        ...(p.wri ? { wriId: Number(p.wri['ID']) } : {}),
+        type: 'Warning',
+        reason: 'CreateResourceError',
+        message,
+        key: p.key,
+      }).catch((e: unknown) => ctx.log.warn({ err: describeError(e) }, 'cannot record a workload event'));
+      state.phase = 'error';
+      await this.#refreshStatus(ctx.id);
+    }
+    if (kubeErr && !kubeErr.retryable) return new TerminalError(message, { cause: err });
+    if (kubeErr?.failure === 'UnknownKind') {
+      // The CRD may come later (installed by a dependency, say): retry, but slowly.
+      return new ReconcileError(message, { cause: err, requeueAfterMs: Math.min(300_000, 5_000 * 2 ** Math.min(6, ctx.attempt - 1)) });
+    }
+    return new ReconcileError(message, { cause: err });
+  }
+
+  // ---- deletion -----------------------------------------------------------------------------
+
+  async #remove(ctx: ReconcileContext, wi: JsonObject): Promise<ReconcileResult> {
+    const store = ctx.store;
+    this.#store ??= store;
+    const id = ctx.id;
+    // Dependents go first (nested workloads).
+    const dependents = (await store.find(WorkloadInstance, { DependsOn: [id] })).filter((d) => Number(d['ID']) !== id);
+    if (dependents.length > 0) {
+      const d = dependents[0]!;
+      await ctx.recordEvent({
+        reason: 'WaitingForDependents',
+        note: `waiting for dependent WorkloadInstance ${JSON.stringify(d['Name'])} (ID ${String(d['ID'])}) to be deleted first`,
+      });
+      const waited = ctx.clock.now() - ctx.firstQueuedAt.getTime();
+      return { requeueAfterMs: Math.round(Math.min(10_000, Math.max(1_000, waited / 10))) };
+    }
+
+    // Objects attached to the instance (gateways, secrets, databases, ...), except its events.
+    for (const ref of await store.find(AttachedObjectReference, { ObjectType: 'v0.WorkloadInstance', ObjectID: id })) {
+      const type = String(ref['AttachedObjectType']);
+      if (type === 'v0.Event') continue;
+      const kind = KIND_BY_NAME.get(type.replace(/^v\d+\./, ''));
+      if (kind) {
+        await store.delete(kind, Number(ref['AttachedObjectID'])).catch((err: unknown) => {
+          if (!(err instanceof NotFoundError) && !(err instanceof ConflictError)) throw err;
+        });
+      }
+      await store.softDelete(AttachedObjectReference, Number(ref['ID'])).catch(() => {});
+    }
+
+    // The instance's resources, by its recorded WRIs; the generated namespace last.
+    const wris = await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id });
+    const runtimeId = Number(wi['KubernetesRuntimeInstanceID']);
+    const runtime = await this.#get(ctx, KubernetesRuntimeInstance, runtimeId);
+    let watcher: RuntimeWatcher | undefined;
+    if (wris.length > 0 && runtime?.['APIEndpoint']) {
+      watcher = this.#watcherFor(runtime, store);
+      watcher.removeInstance(id);
+      const now = new Date(ctx.clock.now()).toISOString();
+      await ctx.transaction(async (tx) => {
+        for (const w of wris) if (!w['ScheduledForDeletion']) await tx.patch(WorkloadResourceInstance, Number(w['ID']), { ScheduledForDeletion: now });
+      });
+      await this.#deleteResources(
+        ctx,
+        watcher.client,
+        watcher,
+        wris.map((w) => ({ wri: w, object: w['JSONDefinition'] as KubeObject })),
+      );
+    } else {
+      if (wris.length > 0) ctx.log.warn({ runtimeId }, 'the runtime has no endpoint: the instance\'s records are removed, its cluster is not touched');
+      for (const w of wris) await store.softDelete(WorkloadResourceInstance, Number(w['ID'])).catch(() => {});
+    }
+    await watcher?.settle();
+    await store.deleteWhere(WorkloadEvent, { WorkloadInstanceID: id });
+    this.#instances.delete(id);
+    this.#dirty.delete(id);
+    const recheck = this.#rechecks.get(id);
+    if (recheck) clearTimeout(recheck.timer);
+    this.#rechecks.delete(id);
+
+    // No instance left on the runtime: stop watching it.
+    const others = (await store.find(WorkloadInstance, { KubernetesRuntimeInstanceID: runtimeId })).filter((o) => Number(o['ID']) !== id);
+    const w = this.#watchers.get(runtimeId);
+    if (others.length === 0 && w) {
+      this.#watchers.delete(runtimeId);
+      await w.stop();
+    }
+    return undefined;
+  }
+}

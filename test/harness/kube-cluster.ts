@@ -13,7 +13,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUILD_SCRIPT_REL, findKubeBinaries, KubeBinariesMissingError, packageRoot } from '../../src/providers/runtimes/kwok/binaries.js';
+import {
+  BUILD_SCRIPT_REL,
+  findKubeBinaries as findProductionBinaries,
+  KubeBinariesMissingError,
+  packageRoot,
+  type KubeBinaries,
+} from '../../src/providers/runtimes/kwok/binaries.js';
 import { EtcdServer, KwokCluster } from '../../src/providers/runtimes/kwok/cluster.js';
 import type { KubeCredentials, KubeRequestOptions, KubeResponse } from '../../src/providers/runtimes/kwok/http.js';
 import { freePort, killChildrenOnSignals, registerRoot, releaseRoot } from '../../src/providers/runtimes/kwok/processes.js';
@@ -21,12 +27,24 @@ import type { KubeConnection } from '../../src/providers/kube/connection.js';
 
 export { FatalPollError, kubeRequest, pollUntil } from '../../src/providers/runtimes/kwok/http.js';
 export type { KubeCredentials, KubeResponse } from '../../src/providers/runtimes/kwok/http.js';
-export { findKubeBinaries, KubeBinariesMissingError } from '../../src/providers/runtimes/kwok/binaries.js';
+export { KubeBinariesMissingError } from '../../src/providers/runtimes/kwok/binaries.js';
 export type { KubeBinaries } from '../../src/providers/runtimes/kwok/binaries.js';
 
 /** THREEPORT_SKIP_KUBE=1 skips the Kubernetes suites; otherwise missing binaries fail them with instructions. */
 export const SKIP_KUBE = process.env['THREEPORT_SKIP_KUBE'] === '1';
 export const SKIP_KUBE_REASON = 'THREEPORT_SKIP_KUBE=1: Kubernetes integration tests skipped';
+
+/** The binaries, or KubeBinariesMissingError saying how to build them and how to skip these tests. */
+export function findKubeBinaries(): KubeBinaries {
+  try {
+    return findProductionBinaries();
+  } catch (err) {
+    if (err instanceof KubeBinariesMissingError) {
+      throw new KubeBinariesMissingError(`${err.message}\nor set THREEPORT_SKIP_KUBE=1 to skip the Kubernetes tests`);
+    }
+    throw err;
+  }
+}
 
 /** Path of the helm binary built by the same script (`--print-helm-dir`), or $THREEPORT_HELM_BIN. */
 export function findHelmBinary(): string {

@@ -85,6 +85,21 @@ const INSERT_SQL = `WITH ids AS (SELECT nextval('${ID_SEQUENCE}') AS event_id, n
     FROM ids)
   SELECT event_id AS id FROM ids`;
 
+// Counts a repeat of an event whose id is known: a primary-key update, safe as a named statement.
+const BUMP_BY_ID_SQL = `UPDATE ${Event.table} SET updated_at = now(),
+    data = data || jsonb_build_object('Count', coalesce((data->>'Count')::bigint, 0) + 1, 'LastObservedTime', $2::text)
+  WHERE id = $1 AND deleted_at IS NULL AND data @> jsonb_build_object('Reason', $3::text, 'Note', $4::text, 'Type', $5::text)
+  RETURNING id`;
+
+async function insertEvent(client: Queryable, object: string, objectId: number, event: EventInput, time: string): Promise<number> {
+  const res = await client.query({
+    name: 'reconcile_insert_event',
+    text: INSERT_SQL,
+    values: [object, objectId, event.reason, event.note, event.type, time, event.reportingController],
+  });
+  return (res.rows[0] as { id: number }).id;
+}
+
 /**
  * Records `event` about object `kindName` `objectId` (de-duplicated per §1.8)
  * on `client`: a transaction's client, so the event commits with the outcome.
@@ -100,10 +115,56 @@ export async function recordEvent(
   const time = at.toISOString();
   const bumped = await client.query(BUMP_SQL, [object, objectId, event.reason, event.note, event.type, time]);
   if (bumped.rows.length > 0) return { id: (bumped.rows[0] as { id: number }).id, repeated: true };
-  const res = await client.query({
-    name: 'reconcile_insert_event',
-    text: INSERT_SQL,
-    values: [object, objectId, event.reason, event.note, event.type, time, event.reportingController],
-  });
-  return { id: (res.rows[0] as { id: number }).id, repeated: false };
+  return { id: await insertEvent(client, object, objectId, event, time), repeated: false };
+}
+
+/**
+ * The runtime's event writer: the same de-duplication, cheaper on the hot
+ * path. It remembers the ids of recent events (bounded), so a repeat is a
+ * primary-key update; and a caller that knows the event cannot exist yet (the
+ * first successful create of an object: the queue never runs a create again
+ * once one has succeeded) skips the lookup. A remembered id that no longer
+ * matches (the event was deleted) falls back to the lookup, so the database
+ * stays the truth.
+ */
+export class EventRecorder {
+  readonly #known = new Map<string, number>();
+
+  constructor(private readonly maxRemembered = 20_000) {}
+
+  async record(
+    client: Queryable,
+    kindName: string,
+    objectId: number,
+    event: EventInput,
+    at: Date,
+    options: { firstOfItsKind?: boolean } = {},
+  ): Promise<RecordedEvent> {
+    const key = `${kindName}\u0000${objectId}\u0000${event.reason}\u0000${event.type}\u0000${event.note}`;
+    const time = at.toISOString();
+    const known = this.#known.get(key);
+    let recorded: RecordedEvent | undefined;
+    if (known !== undefined) {
+      const res = await client.query({
+        name: 'reconcile_bump_event_by_id',
+        text: BUMP_BY_ID_SQL,
+        values: [known, time, event.reason, event.note, event.type],
+      });
+      if (res.rows.length > 0) recorded = { id: known, repeated: true };
+    }
+    if (!recorded && options.firstOfItsKind && known === undefined) {
+      recorded = { id: await insertEvent(client, `v0.${kindName}`, objectId, event, time), repeated: false };
+    }
+    recorded ??= await recordEvent(client, kindName, objectId, event, at);
+    this.#known.delete(key);
+    this.#known.set(key, recorded.id);
+    if (this.#known.size > this.maxRemembered) this.#known.delete(this.#known.keys().next().value!);
+    return recorded;
+  }
+
+  /** Forgets an object's events (it was deleted). */
+  forget(kindName: string, objectId: number): void {
+    const prefix = `${kindName}\u0000${objectId}\u0000`;
+    for (const key of this.#known.keys()) if (key.startsWith(prefix)) this.#known.delete(key);
+  }
 }

@@ -28,7 +28,7 @@ import { ReconcileQueue, type LeasedItem } from '../store/reconcile-queue.js';
 import { NOTIFY_CHANNEL } from '../store/schema.js';
 import { systemClock, type Clock } from './clock.js';
 import { LeaseLostError, ShutdownError, eventOverride, isTerminal, requeueHint } from './errors.js';
-import { controllerName, failureReason, recordEvent, successNote, successReason, type EventType } from './events.js';
+import { EventRecorder, controllerName, failureReason, recordEvent, successNote, successReason, type EventType } from './events.js';
 import { inTransaction } from './choreography.js';
 import type { ReconcileMetrics } from './metrics.js';
 import { RetryPolicy, type RetryPolicyInput } from './retry-policy.js';
@@ -139,6 +139,7 @@ export class ReconcileRuntime {
   readonly retry: RetryPolicy;
   readonly #store: ObjectStore;
   readonly #queue: ReconcileQueue;
+  readonly #events = new EventRecorder();
   readonly #log: Logger;
   readonly #metrics: ReconcileMetrics | undefined;
   readonly #onSettled: ((s: Settlement) => void) | undefined;
@@ -569,12 +570,14 @@ export class ReconcileRuntime {
     return this.#store.db.transaction(async (tx) => {
       // Object row first, queue row second: the same lock order as the API's write-and-enqueue statement.
       await this.#store.patch(lane.kind, item.objectId, changes, { enqueue: false }, tx);
-      await recordEvent(
+      await this.#events.record(
         tx,
         item.kind,
         item.objectId,
         { reason: successReason(item.operation), note: successNote(item.kind, item.operation), type: 'Normal', reportingController: lane.controller },
         at,
+        // A create never runs again once one has succeeded, so its success event cannot exist yet.
+        { firstOfItsKind: item.operation === 'Created' },
       );
       const ack = await this.#queue.ack(item, this.owner, item.operation === 'Created', tx);
       if (!ack.done && !ack.again) throw new LeaseLostError(item.kind, item.objectId);
@@ -596,7 +599,7 @@ export class ReconcileRuntime {
         tx,
       );
       if (!(await this.#queue.holds(item, this.owner, tx))) throw new LeaseLostError(item.kind, item.objectId);
-      await recordEvent(
+      await this.#events.record(
         tx,
         item.kind,
         item.objectId,
@@ -605,6 +608,7 @@ export class ReconcileRuntime {
       );
       await this.#store.softDelete(lane.kind, item.objectId, tx);
     });
+    this.#events.forget(item.kind, item.objectId);
     return false;
   }
 
@@ -640,7 +644,7 @@ export class ReconcileRuntime {
     };
     const at = new Date(this.clock.now());
     await this.#store.db.transaction(async (tx) => {
-      await recordEvent(tx, item.kind, item.objectId, event, at);
+      await this.#events.record(tx, item.kind, item.objectId, event, at);
       if (terminal && item.operation === 'Created') {
         await this.#store.patch(lane.kind, item.objectId, { CreationFailed: true }, { enqueue: false }, tx);
       }

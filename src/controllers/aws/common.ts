@@ -268,3 +268,12 @@ export function generateDatabaseCredentials(): { username: string; password: str
 export function inventoryOf(o: JsonObject): ResourceInventory | undefined {
   return parseInventory(o['ResourceInventory']);
 }
+
+/** JSON with object keys sorted: stored JSON (jsonb) does not keep key order, so compare this way. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}

@@ -24,6 +24,7 @@ import {
   OWNER_ANNOTATION_PREFIX,
   annotations,
   asReconcileError,
+  canonical,
   createWri,
   ensureAttached,
   generateDatabaseCredentials,
@@ -32,6 +33,7 @@ import {
   inventoryOf,
   label,
   loadAccount,
+  metadata,
   ownedWri,
   removeAttached,
   retriggerWorkload,
@@ -204,8 +206,24 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
       password: credentials.password,
     });
     const manifest = secretManifest({ ...base, port: endpoint.port, applied: true, endpoint: endpoint.host, username, password: credentials.password });
-    if (JSON.stringify(manifest) !== JSON.stringify(secret!.def)) {
-      await updateWri(ctx.store, secret!.id, manifest);
+    // Compare what we own: the workload controller adds labels and the namespace to the WRI.
+    const same =
+      canonical(manifest['data']) === canonical(secret!.def['data']) &&
+      annotations(secret!.def)[APPLIED] === 'true' &&
+      metadata(secret!.def)['name'] === base.name;
+    if (!same) {
+      const current = metadata(secret!.def);
+      const wanted = metadata(manifest);
+      await updateWri(ctx.store, secret!.id, {
+        ...secret!.def,
+        ...manifest,
+        metadata: {
+          ...current,
+          ...wanted,
+          labels: { ...((current['labels'] ?? {}) as JsonObject), ...((wanted['labels'] ?? {}) as JsonObject) },
+          annotations: { ...annotations(secret!.def), ...annotations(manifest) },
+        },
+      });
       await retriggerWorkload(ctx.store, wiId);
     }
     if (!obj['CreationConfirmed'] || !String(obj['Status'] ?? '').startsWith('created')) {

@@ -36,6 +36,7 @@ import {
   POD_ABSTRACTIONS,
   annotations,
   asReconcileError,
+  canonical,
   createWri,
   ensureAttached,
   getOrUndefined,
@@ -244,7 +245,7 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
     if (!existingCm) {
       await createWri(ctx.store, wiId, cm);
       changed = true;
-    } else if (JSON.stringify(existingCm.def['data']) !== JSON.stringify(cm['data'])) {
+    } else if (canonical(existingCm.def['data']) !== canonical(cm['data'])) {
       await updateWri(ctx.store, existingCm.id, { ...existingCm.def, data: cm['data'] });
       changed = true;
     }

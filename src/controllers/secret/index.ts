@@ -24,6 +24,7 @@ import { stackName } from '../../providers/aws/tags.js';
 import {
   OWNER_ANNOTATION_PREFIX,
   asReconcileError,
+  canonical,
   createWri,
   ensureAttached,
   getOrUndefined,
@@ -157,8 +158,9 @@ function secretInstanceReconciler(deps: AwsControllerDeps): Reconciler {
         if (!existing) {
           await createWri(ctx.store, wiId, manifest);
           changed = true;
-        } else if (JSON.stringify(existing.def) !== JSON.stringify(manifest)) {
-          await updateWri(ctx.store, existing.id, manifest);
+        } else if (canonical(existing.def['spec']) !== canonical(manifest['spec'])) {
+          // Only the spec is ours to compare: the workload controller adds labels and the namespace.
+          await updateWri(ctx.store, existing.id, { ...existing.def, spec: manifest['spec'] });
           changed = true;
         }
       }
@@ -171,7 +173,7 @@ function secretInstanceReconciler(deps: AwsControllerDeps): Reconciler {
       const wanted = externalSecretManifests({ instanceName: String(obj['Name']), instanceId: id, definitionName: String(def['Name']), region, namespace });
       const current = Array.isArray(hwi['AdditionalResources']) ? (hwi['AdditionalResources'] as unknown[]) : [];
       const next = [...current.filter((r) => !isOurs(r, id)), ...wanted];
-      if (JSON.stringify(next) !== JSON.stringify(current)) {
+      if (canonical(next) !== canonical(current)) {
         await ctx.store.patch(HelmWorkloadInstance, hwiId, { AdditionalResources: next, Reconciled: false });
       }
     } else {

@@ -6,7 +6,7 @@
 // after a server restart the simulated clusters come back with their data; deletion removes them.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
@@ -16,6 +16,8 @@ import { connectionFieldsFromKubeconfig, connectionFromRuntimeInstance } from '.
 import { kubeClusterClient, type KubeClusterClient } from '../../src/providers/kube/client.js';
 import { killStaleGroups } from '../../src/providers/runtimes/kwok/processes.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
+import { FieldCipher } from '../../src/crypto/field-encryption.js';
+import { spawnServer, type ServerProcess } from '../harness/server-process.js';
 import { findKubeBinaries, startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
 
 type Obj = Record<string, unknown>;
@@ -260,6 +262,104 @@ test(
       await external?.stopAll();
       rmSync(dataDir, { recursive: true, force: true });
       rmSync(LOG_PATH, { force: true });
+    }
+  },
+);
+
+/** Pids of processes whose command line contains all of `parts` (to find the reaper a server started). */
+function pidsWithCmdline(...parts: string[]): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (parts.every((p) => cmd.includes(p))) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+test(
+  'a SIGKILLed server: its clusters are reaped, or left running and replaced by the next server; the runtime comes back with its data',
+  { skip: SKIP_KUBE ? SKIP_KUBE_REASON : false, timeout: 400_000 },
+  async (t) => {
+    findKubeBinaries();
+    const dataDir = mkdtempSync(join(tmpdir(), 'threeport-runtimes-kill-'));
+    const args = ['--port', '0', '--data-dir', dataDir, '--no-auth', '--reconcile-poll-interval', '200ms', '--retry-max', '2s', '--log-level', 'warn'];
+    let proc: ServerProcess | undefined;
+    const clients: KubeClusterClient[] = [];
+    const call = async (method: string, path: string, body?: unknown): Promise<Obj> => {
+      const res = await fetch(`${proc!.url}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      });
+      const text = await res.text();
+      assert.ok(res.status < 300, `${method} ${path}: HTTP ${res.status} ${text}`);
+      return ((JSON.parse(text) as { Data: Obj[] }).Data ?? [])[0]!;
+    };
+    const reconciledClient = async (id: number, since: number): Promise<{ inst: Obj; client: KubeClusterClient }> => {
+      const inst = await until(`instance ${id} Reconciled after ${since}`, async () => {
+        const o = await call('GET', `/v0/kubernetes-runtime-instances/${id}`);
+        return o['Reconciled'] === true && Date.parse(String(o['UpdatedAt'])) >= since ? o : undefined;
+      }, 180_000);
+      const cipher = new FieldCipher(readFileSync(join(dataDir, 'encryption.key'), 'utf8').trim());
+      const client = kubeClusterClient(connectionFromRuntimeInstance(inst, (v) => cipher.decrypt(v)));
+      clients.push(client);
+      return { inst, client };
+    };
+    try {
+      proc = await spawnServer(args);
+      const def = await call('POST', '/v0/kubernetes-runtime-definitions', { Name: 'local', InfraProvider: 'kwok' });
+      const created = await call('POST', '/v0/kubernetes-runtime-instances', { Name: 'gamma', Location: 'Local', KubernetesRuntimeDefinitionID: def['ID'] });
+      const id = created['ID'] as number;
+      const first = await reconciledClient(id, 0);
+      await first.client.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kept', namespace: 'default' }, data: { v: '1' } });
+
+      // 1. SIGKILL: the reaper kills the cluster's processes.
+      const pids1 = Object.values(pidsOf(dataDir, 'gamma'));
+      assert.equal(pids1.length, 5);
+      await proc.kill('SIGKILL');
+      await until('the reaper to kill the cluster processes', async () => (pids1.some(alive) ? undefined : true), 15_000);
+      let since = Date.now();
+      proc = await spawnServer(args);
+      const second = await reconciledClient(id, since);
+      assert.deepEqual((await second.client.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'kept', namespace: 'default' }))?.['data'], { v: '1' });
+      assert.equal(second.inst['APIEndpoint'], first.inst['APIEndpoint']);
+
+      // 2. SIGKILL with the reaper gone too: the orphaned processes keep running until the next
+      //    server finds them through state.json, kills them and starts the cluster again.
+      const pids2 = Object.values(pidsOf(dataDir, 'gamma'));
+      const reapers = pidsWithCmdline('threeport-kube-reaper', join(dataDir, 'runtimes', 'gamma'));
+      assert.equal(reapers.length, 1);
+      process.kill(reapers[0]!, 'SIGKILL');
+      await proc.kill('SIGKILL');
+      assert.ok(pids2.every(alive), 'orphaned cluster processes still run');
+      since = Date.now();
+      proc = await spawnServer(args);
+      const third = await reconciledClient(id, since);
+      assert.ok(pids2.every((pid) => !alive(pid)), 'the stale processes were killed');
+      const pids3 = Object.values(pidsOf(dataDir, 'gamma'));
+      assert.ok(pids3.every(alive) && pids3.every((p) => !pids2.includes(p)));
+      assert.deepEqual((await third.client.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'kept', namespace: 'default' }))?.['data'], { v: '1' });
+      t.diagnostic(`endpoint ${String(third.inst['APIEndpoint'])} (first ${String(first.inst['APIEndpoint'])})`);
+
+      // 3. SIGTERM: a graceful stop stops the cluster too.
+      await proc.kill('SIGTERM');
+      proc = undefined;
+      await until('cluster processes stopped with the server', async () => (pids3.some(alive) ? undefined : true), 15_000);
+    } finally {
+      for (const c of clients) c.close();
+      await proc?.kill('SIGKILL');
+      // Whatever a killed server left: the reaper (if any) or state.json says which groups are ours.
+      for (const pid of pidsWithCmdline('threeport-kube-reaper', dataDir)) process.kill(pid, 'SIGKILL');
+      try {
+        await killStaleGroups(Object.values(pidsOf(dataDir, 'gamma')), join(dataDir, 'runtimes', 'gamma'));
+      } catch {
+        // no state
+      }
+      rmSync(dataDir, { recursive: true, force: true });
     }
   },
 );

@@ -16,6 +16,8 @@ import type { ObjectStore } from '../store/object-store.js';
 import { KubernetesRuntimeController } from './kubernetes-runtime/index.js';
 import { HelmWorkloadController } from './helm-workload/index.js';
 import { WorkloadController } from './workload/index.js';
+import { AwsController } from './aws/index.js';
+import { SecretController } from './secret/index.js';
 
 export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
 
@@ -40,7 +42,14 @@ export function builtInControllers(env: ControllerEnvironment): Controller[] {
     new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) }),
     new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
     new WorkloadController({ logger: env.logger.child({ controller: 'workload' }) }),
+    ...awsControllers(env),
   ];
+}
+
+/** The AWS controller and the secret controller share one AWS provider (clients, call counters). */
+function awsControllers(env: ControllerEnvironment): Controller[] {
+  const aws = new AwsController({ logger: env.logger.child({ controller: 'aws' }) });
+  return [aws, new SecretController({ deps: aws.deps })];
 }
 
 /** The built-in controllers' reconcilers (none without an environment). */

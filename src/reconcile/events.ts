@@ -132,6 +132,34 @@ export class EventRecorder {
 
   constructor(private readonly maxRemembered = 20_000) {}
 
+  static key(kindName: string, objectId: number, event: EventInput): string {
+    return `${kindName}\u0000${objectId}\u0000${event.reason}\u0000${event.type}\u0000${event.note}`;
+  }
+
+  /** How to write `event` without a lookup: bump a remembered id, or insert a first one; undefined: look it up. */
+  fastPath(key: string, firstOfItsKind: boolean): { mode: 'bump'; eventId: number } | { mode: 'insert' } | undefined {
+    const known = this.#known.get(key);
+    if (known !== undefined) return { mode: 'bump', eventId: known };
+    return firstOfItsKind ? { mode: 'insert' } : undefined;
+  }
+
+  remember(key: string, eventId: number): void {
+    this.#known.delete(key);
+    this.#known.set(key, eventId);
+    if (this.#known.size > this.maxRemembered) this.#known.delete(this.#known.keys().next().value!);
+  }
+
+  forgetKey(key: string): void {
+    this.#known.delete(key);
+  }
+
+  /** Forgets an object's events (it was deleted). */
+  forget(kindName: string, objectId: number): void {
+    const prefix = `${kindName}\u0000${objectId}\u0000`;
+    for (const key of this.#known.keys()) if (key.startsWith(prefix)) this.#known.delete(key);
+  }
+
+  /** Records `event` on `client`, through the fast path when it can. */
   async record(
     client: Queryable,
     kindName: string,
@@ -140,31 +168,22 @@ export class EventRecorder {
     at: Date,
     options: { firstOfItsKind?: boolean } = {},
   ): Promise<RecordedEvent> {
-    const key = `${kindName}\u0000${objectId}\u0000${event.reason}\u0000${event.type}\u0000${event.note}`;
+    const key = EventRecorder.key(kindName, objectId, event);
     const time = at.toISOString();
-    const known = this.#known.get(key);
+    const fast = this.fastPath(key, options.firstOfItsKind ?? false);
     let recorded: RecordedEvent | undefined;
-    if (known !== undefined) {
+    if (fast?.mode === 'bump') {
       const res = await client.query({
         name: 'reconcile_bump_event_by_id',
         text: BUMP_BY_ID_SQL,
-        values: [known, time, event.reason, event.note, event.type],
+        values: [fast.eventId, time, event.reason, event.note, event.type],
       });
-      if (res.rows.length > 0) recorded = { id: known, repeated: true };
-    }
-    if (!recorded && options.firstOfItsKind && known === undefined) {
+      if (res.rows.length > 0) recorded = { id: fast.eventId, repeated: true };
+    } else if (fast?.mode === 'insert') {
       recorded = { id: await insertEvent(client, `v0.${kindName}`, objectId, event, time), repeated: false };
     }
     recorded ??= await recordEvent(client, kindName, objectId, event, at);
-    this.#known.delete(key);
-    this.#known.set(key, recorded.id);
-    if (this.#known.size > this.maxRemembered) this.#known.delete(this.#known.keys().next().value!);
+    this.remember(key, recorded.id);
     return recorded;
-  }
-
-  /** Forgets an object's events (it was deleted). */
-  forget(kindName: string, objectId: number): void {
-    const prefix = `${kindName}\u0000${objectId}\u0000`;
-    for (const key of this.#known.keys()) if (key.startsWith(prefix)) this.#known.delete(key);
   }
 }

@@ -30,6 +30,7 @@ import { systemClock, type Clock } from './clock.js';
 import { LeaseLostError, ShutdownError, eventOverride, isTerminal, requeueHint } from './errors.js';
 import { EventRecorder, controllerName, failureReason, recordEvent, successNote, successReason, type EventType } from './events.js';
 import { inTransaction } from './choreography.js';
+import { commitSuccess } from './success.js';
 import type { ReconcileMetrics } from './metrics.js';
 import { RetryPolicy, type RetryPolicyInput } from './retry-policy.js';
 import type { Outcome, ReconcileContext, ReconcileResult, Reconciler, Settlement } from './types.js';
@@ -567,21 +568,28 @@ export class ReconcileRuntime {
     const changes: JsonObject = { Reconciled: true };
     if (item.operation === 'Created' && object['CreationFailed'] === true) changes['CreationFailed'] = false;
     const at = new Date(this.clock.now());
+    const event = {
+      reason: successReason(item.operation),
+      note: successNote(item.kind, item.operation),
+      type: 'Normal' as const,
+      reportingController: lane.controller,
+    };
+    const key = EventRecorder.key(item.kind, item.objectId, event);
+    // A create never runs again once one has succeeded, so its success event cannot exist yet.
+    const fast = this.#events.fastPath(key, item.operation === 'Created');
     return this.#store.db.transaction(async (tx) => {
-      // Object row first, queue row second: the same lock order as the API's write-and-enqueue statement.
-      await this.#store.patch(lane.kind, item.objectId, changes, { enqueue: false }, tx);
-      await this.#events.record(
-        tx,
-        item.kind,
-        item.objectId,
-        { reason: successReason(item.operation), note: successNote(item.kind, item.operation), type: 'Normal', reportingController: lane.controller },
-        at,
-        // A create never runs again once one has succeeded, so its success event cannot exist yet.
-        { firstOfItsKind: item.operation === 'Created' },
-      );
-      const ack = await this.#queue.ack(item, this.owner, item.operation === 'Created', tx);
-      if (!ack.done && !ack.again) throw new LeaseLostError(item.kind, item.objectId);
-      return ack.again;
+      if (!fast) await this.#events.record(tx, item.kind, item.objectId, event, at);
+      const result = await commitSuccess(tx, lane.kind, item, this.owner, changes, at, fast ? { ...fast, event } : { mode: 'none' });
+      if (!result.found) throw new NotFoundError('record not found');
+      if (!result.done && !result.again) throw new LeaseLostError(item.kind, item.objectId);
+      if (fast && result.eventId === null) {
+        // The remembered event is gone (deleted): record a new one the slow way, in the same transaction.
+        this.#events.forgetKey(key);
+        await this.#events.record(tx, item.kind, item.objectId, event, at);
+      } else if (fast && result.eventId !== null) {
+        this.#events.remember(key, result.eventId);
+      }
+      return result.again;
     });
   }
 

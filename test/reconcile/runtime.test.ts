@@ -122,6 +122,35 @@ test('a create is reconciled: Reconciled true, a linked SuccessfulCreate event, 
   }
 });
 
+test('a remembered event that was deleted meanwhile is recorded afresh, not lost', async () => {
+  const s = new Settlements();
+  const rt = await startRuntime(env, [{ kind: 'ControlPlaneDefinition', async created() {}, async updated() {} }], s);
+  try {
+    const id = await create(ControlPlaneDefinition, { Name: 'pruned' });
+    for (let i = 1; i <= 2; i++) {
+      await env.store.patch(ControlPlaneDefinition, id, { Reconciled: false });
+      await s.until((all) => all.filter((x) => x.operation === 'Updated').length === i, `update ${i}`);
+    }
+    const update = (await eventsOf(env.db, 'ControlPlaneDefinition', id)).find((e) => e['Reason'] === 'SuccessfulUpdate')!;
+    assert.equal(update['Count'], 2);
+    await env.db.query(`UPDATE v0_events SET deleted_at = now() WHERE id = $1`, [update['ID']]);
+    await env.store.patch(ControlPlaneDefinition, id, { Reconciled: false });
+    await s.until((all) => all.filter((x) => x.operation === 'Updated').length === 3, 'update 3');
+    const events = await eventsOf(env.db, 'ControlPlaneDefinition', id);
+    assert.deepEqual(
+      events.map((e) => [e['Reason'], e['Count']]),
+      [
+        ['SuccessfulCreate', 1],
+        ['SuccessfulUpdate', 1],
+      ],
+    );
+    assert.notEqual(events[1]!['ID'], update['ID']);
+    assert.equal((await get(ControlPlaneDefinition, id))['Reconciled'], true);
+  } finally {
+    await rt.stop();
+  }
+});
+
 test('failures back off exponentially (controllable clock), record one counted Warning event, then succeed', async () => {
   const clock = new ControllableClock();
   let calls = 0;

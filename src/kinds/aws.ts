@@ -122,8 +122,9 @@ export const AwsRelationalDatabaseDefinition = defineKind({
     const k = 'AwsRelationalDatabaseDefinition';
     const engine = String(d['Engine']);
     const versions = RDS_ENGINE_VERSIONS[engine];
-    if (versions && !versions.includes(String(d['EngineVersion']))) {
-      return `${k}.EngineVersion ${JSON.stringify(d['EngineVersion'])} is not supported for Engine ${engine}: must be one of ${versions.join(', ')}`;
+    const version = String(d['EngineVersion']);
+    if (versions && !versions.some((m) => version === m || version.startsWith(`${m}.`))) {
+      return `${k}.EngineVersion ${JSON.stringify(d['EngineVersion'])} is not supported for Engine ${engine}: must be one of ${versions.join(', ')} (or a minor release of one)`;
     }
     const bad =
       intIn(d, k, 'DatabasePort', 1150, 65535) ?? intIn(d, k, 'StorageGb', 20, 65536) ?? intIn(d, k, 'BackupDays', 0, 35);

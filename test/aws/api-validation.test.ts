@@ -101,12 +101,12 @@ describe('AWS kinds reject bad input', () => {
     await rejects(
       path,
       { ...base, EngineVersion: '9.6' },
-      'AwsRelationalDatabaseDefinition.EngineVersion "9.6" is not supported for Engine postgres: must be one of 12, 13, 14, 15, 16',
+      'AwsRelationalDatabaseDefinition.EngineVersion "9.6" is not supported for Engine postgres: must be one of 12, 13, 14, 15, 16 (or a minor release of one)',
     );
     await rejects(
       path,
       { ...base, Engine: 'mariadb', EngineVersion: '16' },
-      'AwsRelationalDatabaseDefinition.EngineVersion "16" is not supported for Engine mariadb: must be one of 10.4, 10.5, 10.6, 10.11, 11.4',
+      'AwsRelationalDatabaseDefinition.EngineVersion "16" is not supported for Engine mariadb: must be one of 10.4, 10.5, 10.6, 10.11, 11.4 (or a minor release of one)',
     );
     await rejects(path, { ...base, MachineSize: 'Huge' }, /field AwsRelationalDatabaseDefinition\.MachineSize has invalid value "Huge": must be one of XSmall, Small, Medium, Large, XLarge/);
     await rejects(path, { ...base, DatabasePort: 80 }, 'AwsRelationalDatabaseDefinition.DatabasePort must be from 1150 to 65535, got 80');
@@ -124,6 +124,8 @@ describe('AWS kinds reject bad input', () => {
     );
     const ok = await call(api, 'POST', path, base);
     assert.equal(ok.status, 201, ok.text);
+    const minor = await call(api, 'POST', path, { ...base, Name: 'db-minor', EngineVersion: '16.3' });
+    assert.equal(minor.status, 201, minor.text);
   });
 
   test('S3 definitions: ServiceAccount and env var names', async () => {

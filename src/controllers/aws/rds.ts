@@ -99,7 +99,8 @@ function checkDefinition(def: JsonObject, what: string): void {
   const engine = String(def['Engine']);
   const versions = RDS_ENGINE_VERSIONS[engine];
   if (!versions) throw new TerminalError(`${what}: Engine ${JSON.stringify(engine)} is not one of ${Object.keys(RDS_ENGINE_VERSIONS).join(', ')}`);
-  if (!versions.includes(String(def['EngineVersion']))) {
+  const version = String(def['EngineVersion']);
+  if (!versions.some((m) => version === m || version.startsWith(`${m}.`))) {
     throw new TerminalError(`${what}: EngineVersion ${JSON.stringify(def['EngineVersion'])} is not supported for ${engine}; use one of ${versions.join(', ')}`);
   }
   if (!RDS_MACHINE_SIZES[String(def['MachineSize'])]) {

@@ -335,6 +335,8 @@ test(
       const nsObj = await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: webNs });
       assert.equal(nsObj?.metadata.labels?.[HELM_WORKLOAD_INSTANCE_LABEL], String(webId), 'the generated namespace is labelled');
       assert.ok((await events(server, webId)).some((e) => e['Reason'] === 'HelmReleaseInstalled'));
+      // Status is derived on the server from the labelled Deployment, ReplicaSet and Pods.
+      await until('web Status Healthy', async () => ((await get(server!, 'helm-workload-instances', webId))?.['Status'] === 'Healthy' ? true : undefined));
       // A WorkloadEvent for the instance, to be removed with it.
       await must(server, 'POST', '/v0/workload-events', {
         RuntimeEventUID: 'test-uid-1',
@@ -424,6 +426,7 @@ test(
       });
       const badValuesInst = await failedTerminally(server, badValues['ID'], 'bad-values');
       await failedTerminally(server, badChart['ID'], 'bad-chart');
+      assert.equal(badValuesInst['Status'], 'Error');
       const badValuesEvent = (await events(server, badValues['ID'])).find((e) => e['Reason'] === 'FailedCreate');
       assert.ok(badValuesEvent, 'a FailedCreate event on bad-values');
       assert.equal(badValuesEvent['Type'], 'Warning');
@@ -437,9 +440,9 @@ test(
 
       // Fixing the values recovers the instance.
       await must(server, 'PATCH', `/v0/helm-workload-instances/${String(badValues['ID'])}`, { ValuesDocument: 'replicaCount: 2\n', Reconciled: false });
-      await until('bad-values Reconciled after the fix', async () => {
+      await until('bad-values Healthy after the fix', async () => {
         const o = await get(server!, 'helm-workload-instances', badValues['ID']);
-        return o?.['Reconciled'] === true ? o : undefined;
+        return o?.['Reconciled'] === true && o['Status'] === 'Healthy' ? o : undefined;
       });
       // Terminal failures were not retried: each event was recorded exactly once.
       for (const id of [badValues['ID'], badChart['ID']]) {

@@ -27,7 +27,7 @@ import { WorkloadEvent } from '../../kinds/workload.js';
 import type { Kind } from '../../kinds/declare.js';
 import type { JsonObject } from '../../kinds/validate.js';
 import { NotFoundError, describeError } from '../../errors.js';
-import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
+import { ReconcileError, TerminalError, isTerminal } from '../../reconcile/errors.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { KubeClients } from '../../providers/kube/clients.js';
 import { connectionFromRuntimeInstance, runtimeLabel, type KubeConnection } from '../../providers/kube/connection.js';
@@ -36,6 +36,7 @@ import { HelmError } from '../../providers/helm/errors.js';
 import { threeportLabels, type PostRenderConfig } from '../../providers/helm/post-render.js';
 import { HelmReleases, localChartDigest } from '../../providers/helm/releases.js';
 import type { ObjectStore } from '../../store/object-store.js';
+import { HelmStatusMonitor } from './status.js';
 
 export const CONTROLLER_NAME = 'HelmWorkloadController';
 /** A CA bundle (PEM file) trusted for https chart repositories and OCI registries. */
@@ -56,6 +57,8 @@ export interface HelmWorkloadControllerOptions {
   chartBaseDir?: string;
   /** Per-request timeout of the kube provider (default 20 s). */
   kubeRequestTimeoutMs?: number;
+  /** Time between status passes (default 10 s; sooner after deploys and while starting). */
+  statusIntervalMs?: number;
 }
 
 type Obj = JsonObject;
@@ -160,6 +163,7 @@ async function getOr(ctx: ReconcileContext, kind: Kind, id: number, missing: () 
 export class HelmWorkloadController {
   readonly reconcilers: Reconciler[];
   readonly helm: HelmReleases;
+  readonly status: HelmStatusMonitor;
   readonly #options: HelmWorkloadControllerOptions;
   #kube: KubeClients | undefined;
 
@@ -170,6 +174,20 @@ export class HelmWorkloadController {
       options.helm ??
       new HelmReleases({ ...(caFile ? { caFile } : {}), ...(options.workRoot ? { workRoot: options.workRoot } : {}) });
     this.reconcilers = [this.#definitionReconciler(), this.#instanceReconciler()];
+    this.status = new HelmStatusMonitor({
+      log: options.logger,
+      kube: (runtime) => {
+        if (!this.#kube) throw new Error('the helm-workload controller has not started');
+        return this.#kube.forRuntime(runtime);
+      },
+      ...(options.statusIntervalMs ? { intervalMs: options.statusIntervalMs } : {}),
+    });
+  }
+
+  /** After the reconcile runtime has started: status passes begin. */
+  async start(store: ObjectStore): Promise<void> {
+    this.#kubeClients(store);
+    this.status.start(store);
   }
 
   #kubeClients(store: ObjectStore): KubeClients {
@@ -204,13 +222,14 @@ export class HelmWorkloadController {
       controller: CONTROLLER_NAME,
       // helm is CPU-hungry; two at a time per process.
       concurrency: 2,
-      created: (ctx, instance) => this.#deploy(ctx, instance),
-      updated: (ctx, instance) => this.#deploy(ctx, instance),
+      created: (ctx, instance) => this.#deployAndLook(ctx, instance),
+      updated: (ctx, instance) => this.#deployAndLook(ctx, instance),
       deleted: (ctx, instance) => this.#remove(ctx, instance),
     };
   }
 
-  async #runtimeOf(ctx: ReconcileContext, instance: Obj, what: string): Promise<{ runtime: Obj; conn: KubeConnection }> {
+  /** The runtime instance and its connection; undefined while it has no API endpoint. */
+  async #runtimeOf(ctx: ReconcileContext, instance: Obj, what: string): Promise<{ runtime: Obj; conn: KubeConnection } | undefined> {
     const runtimeId = Number(instance['KubernetesRuntimeInstanceID']);
     const runtime = await getOr(
       ctx,
@@ -218,15 +237,25 @@ export class HelmWorkloadController {
       runtimeId,
       () => new TerminalError(`${what}: its KubernetesRuntimeInstance ${runtimeId} does not exist`),
     );
-    if (!runtime['APIEndpoint']) {
-      throw new ReconcileError(`${what}: ${runtimeLabel(runtime)} has no API endpoint yet; waiting for it`, {
-        requeueAfterMs: RUNTIME_NOT_READY_RETRY_MS,
-      });
-    }
+    if (!runtime['APIEndpoint']) return undefined;
     try {
       return { runtime, conn: connectionFromRuntimeInstance(runtime, (v) => ctx.store.decrypt(v)) };
     } catch (err) {
       throw new ReconcileError(`${what}: ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  /** Deploys; then the status monitor looks soon, whatever the outcome (Reconciling, then Healthy or Error). */
+  async #deployAndLook(ctx: ReconcileContext, instance: Obj): Promise<ReconcileResult> {
+    try {
+      return await this.#deploy(ctx, instance);
+    } catch (err) {
+      // A failure that waits for a change to the object shows as Error until then (a create's
+      // also sets CreationFailed); retryable failures leave the status as it is.
+      if (isTerminal(err)) await ctx.patchSelf({ Status: 'Error' }).catch(() => {});
+      throw err;
+    } finally {
+      this.status.poke();
     }
   }
 
@@ -278,7 +307,13 @@ export class HelmWorkloadController {
     if (namespace && !NAMESPACE_NAME.test(namespace)) {
       throw new TerminalError(`${what}: ReleaseNamespace ${JSON.stringify(namespace)} is not a valid Kubernetes namespace name`);
     }
-    const { runtime, conn } = await this.#runtimeOf(ctx, instance, what);
+    const connected = await this.#runtimeOf(ctx, instance, what);
+    if (!connected) {
+      // A runtime still being provisioned (e.g. EKS): wait without counting failures.
+      ctx.log.info({ runtimeId: instance['KubernetesRuntimeInstanceID'] }, 'the runtime has no API endpoint yet; waiting for it');
+      return { requeueAfterMs: RUNTIME_NOT_READY_RETRY_MS };
+    }
+    const { runtime, conn } = connected;
     if (!namespace) {
       namespace = generateNamespace(name);
       if (!NAMESPACE_NAME.test(namespace) || namespace.length > 63) {
@@ -352,7 +387,9 @@ export class HelmWorkloadController {
       runtimeGone = true;
     }
     if (namespace && !runtimeGone) {
-      const { runtime, conn } = await this.#runtimeOf(ctx, instance, what);
+      const connected = await this.#runtimeOf(ctx, instance, what);
+      if (!connected) throw new ReconcileError(`${what}: its KubernetesRuntimeInstance has no API endpoint; cannot uninstall yet`);
+      const { runtime, conn } = connected;
       const release = releaseNameOf(name);
       try {
         const existed = await this.helm.uninstall(conn, release, namespace, { signal: ctx.signal });
@@ -377,8 +414,10 @@ export class HelmWorkloadController {
     if (removed > 0) ctx.log.debug({ removed }, 'workload events deleted');
   }
 
-  /** Closes kube connections (after the reconcile runtime has stopped). */
+  /** Stops status passes and closes kube connections (after the reconcile runtime has stopped). */
   async stop(): Promise<void> {
+    this.status.stop();
+    await this.status.settled();
     this.#kube?.close();
     this.#kube = undefined;
   }

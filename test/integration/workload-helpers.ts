@@ -89,14 +89,15 @@ export async function status(server: RunningServer, id: unknown, wanted: string,
 export interface ControlPlane {
   server: RunningServer;
   dataDir: string;
+  /** Stops the server (its simulated clusters stop with it) and starts it again on the same data. */
+  restart(): Promise<RunningServer>;
   close(): Promise<void>;
 }
 
 export async function startControlPlane(settings: ReconcileRuntimeSettings = {}): Promise<ControlPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'threeport-workloads-'));
-  let server: RunningServer;
-  try {
-    server = await startServer({
+  const start = (): Promise<RunningServer> =>
+    startServer({
       port: 0,
       host: '127.0.0.1',
       role: 'all',
@@ -105,18 +106,30 @@ export async function startControlPlane(settings: ReconcileRuntimeSettings = {})
       controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 }, ...settings },
       logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'silent' }),
     });
+  let server: RunningServer | undefined;
+  try {
+    server = await start();
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
-  return {
+  const cp: ControlPlane = {
     server,
     dataDir,
+    async restart() {
+      await server?.close();
+      server = undefined;
+      server = await start();
+      cp.server = server;
+      return server;
+    },
     async close() {
-      await server.close();
+      await server?.close();
+      server = undefined;
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return cp;
 }
 
 /** Creates kwok runtimes through the API and waits until they serve. */

@@ -109,6 +109,7 @@ export class RuntimeWatcher {
   readonly #watches = new Map<string, Watched>();
   readonly #resources = new Map<string, TrackedResource>();
   readonly #byInstance = new Map<number, Map<string, TrackedResource>>();
+  /** Every labelled object the watches have seen, by resource key (applied or not yet recorded as applied). */
   readonly #live = new Map<string, KubeObject>();
   readonly #pods = new Map<number, Map<string, KubeObject>>();
   readonly #replicaSets = new Map<number, Map<string, KubeObject>>();
@@ -168,7 +169,6 @@ export class RuntimeWatcher {
     for (const key of before.keys()) {
       if (!after.has(key)) {
         this.#resources.delete(key);
-        this.#live.delete(key);
         this.#generation.delete(key);
         this.#ownVersion.delete(key);
       }
@@ -176,6 +176,9 @@ export class RuntimeWatcher {
     for (const r of resources) {
       this.#resources.set(r.key, r);
       this.#ensureWatch(r.apiVersion, r.kind, MANAGED_SELECTOR);
+      // Seen before it was recorded as applied (the watch can be quicker than the reconciler).
+      const seen = this.#live.get(r.key);
+      if (seen && !before.has(r.key)) this.#dirtyDefs.set(r.wriId, seen);
     }
     this.#byInstance.set(instanceId, after);
   }
@@ -185,7 +188,6 @@ export class RuntimeWatcher {
     this.#removed.add(instanceId);
     for (const key of this.#byInstance.get(instanceId)?.keys() ?? []) {
       this.#resources.delete(key);
-      this.#live.delete(key);
       this.#generation.delete(key);
       this.#ownVersion.delete(key);
     }
@@ -276,6 +278,12 @@ export class RuntimeWatcher {
     this.#watches.set(k, entry);
     void entry.watch.ready.then(() => {
       entry.synced = true;
+      // Resources deleted while nobody watched (the control plane was down): drift too.
+      for (const r of this.#resources.values()) {
+        if (r.apiVersion === apiVersion && r.kind === kind && !this.#live.has(r.key) && !this.#applying.has(r.key) && !this.#removed.has(r.instanceId)) {
+          this.#o.onDrift(r.instanceId, r.key, 'deleted');
+        }
+      }
       for (const id of this.#byInstance.keys()) this.#o.onObserved(id);
     });
   }
@@ -285,11 +293,13 @@ export class RuntimeWatcher {
     const uid = o.metadata?.uid;
     const instanceId = instanceOf(o);
     const deleted = e.type === 'DELETED';
+    const key = resourceKey(o);
+    if (deleted || instanceId === undefined) this.#live.delete(key);
+    else this.#live.set(key, o);
     if (instanceId === undefined || this.#removed.has(instanceId)) {
       if (uid) this.#uids.delete(uid);
       return;
     }
-    const key = resourceKey(o);
     const tracked = this.#resources.get(key);
     const isApplied = tracked !== undefined && tracked.instanceId === instanceId;
     if (uid) {
@@ -302,7 +312,6 @@ export class RuntimeWatcher {
 
     if (isApplied) {
       if (deleted) {
-        this.#live.delete(key);
         this.#generation.delete(key);
         if (this.#expectDeleted.delete(key)) {
           // our own deletion
@@ -311,7 +320,6 @@ export class RuntimeWatcher {
         }
       } else {
         this.#expectDeleted.delete(key);
-        this.#live.set(key, o);
         this.#dirtyDefs.set(tracked.wriId, o);
         this.#checkModified(e, key, instanceId);
       }

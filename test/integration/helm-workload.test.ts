@@ -292,7 +292,7 @@ test(
       const conn = connectionFromRuntimeInstance(runtime, (v) => server!.store.decrypt(v));
       const kube = kubeClusterClient(conn);
       clients.push(kube);
-      const helm = new HelmReleases({ helm: helmBin });
+      const helm = new HelmReleases({ helm: helmBin, workRoot: join(work, 'helm-work') });
       const runtimeId = runtime['ID'];
 
       // ---- (a) a local chart directory; values merged, instance wins; labels everywhere --------

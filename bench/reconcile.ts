@@ -15,7 +15,7 @@
 // Usage: node dist/bench/reconcile.js [--runs 3] [--objects 10000] [--rate 100] [--seconds 15] [--concurrency N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -190,16 +190,19 @@ try {
     for (const p of [1, 2]) {
       const r = await throughput(db, pg.url, p);
       rates[p]!.push(r);
-      console.error(`run ${run}: ${p} process(es): ${r.toFixed(0)} reconciles/s`);
+      console.error(`run ${run}: ${p} process(es): ${r.toFixed(0)} reconciles/s (load average ${loadavg()[0]!.toFixed(1)})`);
     }
     const l = await latency(db, store, pg.url, 1);
     lat.push(l);
-    console.error(`run ${run}: latency at ${RATE}/s: p50 ${pct(l, 50).toFixed(1)} ms, p99 ${pct(l, 99).toFixed(1)} ms`);
+    console.error(
+      `run ${run}: latency at ${RATE}/s: p50 ${pct(l, 50).toFixed(1)} ms, p99 ${pct(l, 99).toFixed(1)} ms (load average ${loadavg()[0]!.toFixed(1)})`,
+    );
   }
   const fmt = (n: number) => n.toFixed(0).padStart(7);
   console.log('');
   console.log(`Reconcile engine benchmark: PostgreSQL ${pg.version} on loopback, controllers as child processes,`);
   console.log(`no-I/O reconciler, concurrency per process ${CONCURRENCY || 'default (8)'}; ${RUNS} interleaved runs, medians.`);
+  console.log(`Machine: ${cpus().length} cores, 1-minute load average at the end ${loadavg()[0]!.toFixed(1)} (other work shares the machine).`);
   console.log('');
   console.log(`Throughput, ${OBJECTS} queued objects (reconciles/s)`);
   console.log(`  processes  ${Array.from({ length: RUNS }, (_, i) => `run ${i + 1}`.padStart(7)).join('')}  median`);

@@ -451,6 +451,8 @@ export class ReconcileRuntime {
     const settle = (outcome: Outcome, extra: Partial<Settlement> = {}): void => {
       const durationMs = performance.now() - started;
       if (this.#held.get(held.key) === held) this.#held.delete(held.key); // the outcome is committed: no lease left
+      // Released for another run (the object changed meanwhile): its NOTIFY came while we held it, so look again now.
+      if (extra.again) lane.hint = true;
       this.#metrics?.observe(item.kind, op, outcome, durationMs / 1000);
       if (this.#onSettled) {
         try {

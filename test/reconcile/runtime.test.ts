@@ -127,6 +127,7 @@ test('a remembered event that was deleted meanwhile is recorded afresh, not lost
   const rt = await startRuntime(env, [{ kind: 'ControlPlaneDefinition', async created() {}, async updated() {} }], s);
   try {
     const id = await create(ControlPlaneDefinition, { Name: 'pruned' });
+    await s.until((all) => all.length === 1, 'the create'); // a patch before it would coalesce into it
     for (let i = 1; i <= 2; i++) {
       await env.store.patch(ControlPlaneDefinition, id, { Reconciled: false });
       await s.until((all) => all.filter((x) => x.operation === 'Updated').length === i, `update ${i}`);

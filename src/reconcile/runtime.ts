@@ -30,7 +30,7 @@ import { systemClock, type Clock } from './clock.js';
 import { LeaseLostError, ShutdownError, eventOverride, isTerminal, requeueHint } from './errors.js';
 import { EventRecorder, controllerName, failureReason, recordEvent, successNote, successReason, type EventType } from './events.js';
 import { inTransaction } from './choreography.js';
-import { commitSuccess } from './success.js';
+import { commitSuccess, type SuccessResult } from './success.js';
 import type { ReconcileMetrics } from './metrics.js';
 import { RetryPolicy, type RetryPolicyInput } from './retry-policy.js';
 import type { Outcome, ReconcileContext, ReconcileResult, Reconciler, Settlement } from './types.js';
@@ -577,21 +577,30 @@ export class ReconcileRuntime {
       reportingController: lane.controller,
     };
     const key = EventRecorder.key(item.kind, item.objectId, event);
-    // A create never runs again once one has succeeded, so its success event cannot exist yet.
-    const fast = this.#events.fastPath(key, item.operation === 'Created');
-    return this.#store.db.transaction(async (tx) => {
-      if (!fast) await this.#events.record(tx, item.kind, item.objectId, event, at);
-      const result = await commitSuccess(tx, lane.kind, item, this.owner, changes, at, fast ? { ...fast, event } : { mode: 'none' });
+    const check = (result: SuccessResult): boolean => {
+      if (!result.held) throw new LeaseLostError(item.kind, item.objectId);
       if (!result.found) throw new NotFoundError('record not found');
       if (!result.done && !result.again) throw new LeaseLostError(item.kind, item.objectId);
-      if (fast && result.eventId === null) {
-        // The remembered event is gone (deleted): record a new one the slow way, in the same transaction.
-        this.#events.forgetKey(key);
-        await this.#events.record(tx, item.kind, item.objectId, event, at);
-      } else if (fast && result.eventId !== null) {
-        this.#events.remember(key, result.eventId);
-      }
       return result.again;
+    };
+    // A create never runs again once one has succeeded, so its success event cannot exist yet.
+    const fast = this.#events.fastPath(key, item.operation === 'Created');
+    if (fast) {
+      // The hot path: one statement, one commit.
+      const result = await commitSuccess(this.#store.db.pool, lane.kind, item, this.owner, changes, at, { ...fast, event });
+      const again = check(result);
+      if (result.eventId !== null) {
+        this.#events.remember(key, result.eventId);
+      } else {
+        // The remembered event is gone (deleted): record a new one the slow way.
+        this.#events.forgetKey(key);
+        await this.#events.record(this.#store.db.pool, item.kind, item.objectId, event, at);
+      }
+      return again;
+    }
+    return this.#store.db.transaction(async (tx) => {
+      await this.#events.record(tx, item.kind, item.objectId, event, at);
+      return check(await commitSuccess(tx, lane.kind, item, this.owner, changes, at, { mode: 'none' }));
     });
   }
 

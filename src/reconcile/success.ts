@@ -1,8 +1,9 @@
 // The success outcome of the hot path in one statement: write `Reconciled:
 // true` (the same JSONB merge as ObjectStore.patch with enqueue: false), record
 // the success event (a new one, or a repeat of a known one by primary key) and
-// acknowledge the queue item. The caller runs it inside a transaction and rolls
-// back when the lease turned out to be lost, so nothing is written then.
+// acknowledge the queue item. One statement is one transaction: the object is
+// written only while this worker holds the lease, so a worker whose lease was
+// taken over writes nothing (`held` false).
 //
 // Lock order: the object's row, then the queue row, as the API's
 // write-and-enqueue statement does, so the two never deadlock. The queue CTEs
@@ -21,6 +22,8 @@ export type SuccessEvent =
   | { mode: 'bump'; eventId: number; event: EventInput };
 
 export interface SuccessResult {
+  /** False: another worker holds the item now (nothing was written). */
+  held: boolean;
   /** False: the object is gone (nothing was written). */
   found: boolean;
   /** The item is finished (its row deleted). */
@@ -65,9 +68,10 @@ function sql(kind: Kind, mode: SuccessEvent['mode']): string {
               AND (EXISTS (SELECT 1 FROM gone) OR EXISTS (SELECT 1 FROM again))
             RETURNING id)`
         : `, recorded AS (SELECT NULL::bigint AS id WHERE false)`;
-  text = `WITH obj AS (
+  text = `WITH held AS (SELECT 1 FROM ${Q} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3),
+    obj AS (
       UPDATE ${kind.table} SET data = data || $6::jsonb, updated_at = now()
-      WHERE id = $2 AND deleted_at IS NULL RETURNING id),
+      WHERE id = $2 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM held) RETURNING id),
     gone AS (
       DELETE FROM ${Q} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 AND generation = $4
         AND EXISTS (SELECT 1 FROM obj) RETURNING 1),
@@ -76,7 +80,7 @@ function sql(kind: Kind, mode: SuccessEvent['mode']): string {
         operation = CASE WHEN operation = 'Created' AND $5::boolean THEN 'Updated' ELSE operation END
       WHERE kind = $1 AND object_id = $2 AND lease_owner = $3
         AND EXISTS (SELECT 1 FROM obj) AND NOT EXISTS (SELECT 1 FROM gone) RETURNING 1)${event}
-    SELECT EXISTS (SELECT 1 FROM obj) AS found, EXISTS (SELECT 1 FROM gone) AS done,
+    SELECT EXISTS (SELECT 1 FROM held) AS held, EXISTS (SELECT 1 FROM obj) AS found, EXISTS (SELECT 1 FROM gone) AS done,
       EXISTS (SELECT 1 FROM again) AS again, (SELECT id FROM recorded LIMIT 1) AS event_id`;
   statements.set(key, text);
   return text;
@@ -97,6 +101,6 @@ export async function commitSuccess(
     values.push(at.toISOString(), e.reason, e.note, e.type, success.mode === 'insert' ? e.reportingController : success.eventId);
   }
   const res = await client.query({ name: `reconcile_success_${kind.table}_${success.mode}`, text: sql(kind, success.mode), values });
-  const row = res.rows[0] as { found: boolean; done: boolean; again: boolean; event_id: number | null };
-  return { found: row.found, done: row.done, again: row.again, eventId: row.event_id };
+  const row = res.rows[0] as { held: boolean; found: boolean; done: boolean; again: boolean; event_id: number | null };
+  return { held: row.held, found: row.found, done: row.done, again: row.again, eventId: row.event_id };
 }

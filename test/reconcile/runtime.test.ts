@@ -569,6 +569,40 @@ test('a lost lease aborts the reconcile and nothing is written', async () => {
   }
 });
 
+test('a reconcile that succeeds after its lease was taken over writes nothing', async () => {
+  const started = deferred();
+  const gate = deferred();
+  const s = new Settlements();
+  const rt = await startRuntime(
+    env,
+    [
+      {
+        kind: 'ControlPlaneDefinition',
+        async created() {
+          started.resolve();
+          await gate.promise; // ignores its AbortSignal
+        },
+      },
+    ],
+    s,
+    { leaseMs: 60_000 },
+  );
+  try {
+    const id = await create(ControlPlaneDefinition, { Name: 'stolen' });
+    await started.promise;
+    await env.db.query(`UPDATE ${QUEUE_TABLE} SET lease_owner = 'other' WHERE object_id = $1`, [id]);
+    gate.resolve();
+    await s.until((all) => all.length === 1, 'the outcome');
+    assert.equal(s.all[0]!.outcome, 'lease-lost');
+    assert.equal((await get(ControlPlaneDefinition, id))['Reconciled'], false);
+    assert.deepEqual(await eventsOf(env.db, 'ControlPlaneDefinition', id), []);
+    assert.equal((await queueRow(env.db, 'ControlPlaneDefinition', id))!['lease_owner'], 'other');
+  } finally {
+    gate.resolve();
+    await rt.stop();
+  }
+});
+
 test('shutdown lets running reconciles finish, and aborts and releases those still running at the deadline', async () => {
   const started = deferred();
   const reconciler: Reconciler = {

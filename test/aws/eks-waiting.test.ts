@@ -140,5 +140,13 @@ describe('EKS waits are requeues on a controllable clock', { skip }, () => {
       return Date.parse(String(r['ConnectionTokenExpiration'])) > expiry ? r : undefined;
     }, 'a refreshed token');
     assert.equal(aws.provider!.stats.byOperation.get('eks:CreateCluster'), 1, 'one cluster, however many looks');
+
+    // Between resyncs, the controller's token check renews tokens that would expire before its next look.
+    const current = await store.getObject(KubernetesRuntimeInstance, kri['ID'] as number);
+    const currentExpiry = Date.parse(String(current['ConnectionTokenExpiration']));
+    assert.equal(await aws.refreshDueTokens(store, currentExpiry - 10 * 60_000), 0, 'not due 10 minutes before expiry');
+    assert.equal(await aws.refreshDueTokens(store, currentExpiry - 3 * 60_000), 1, 'due within the margin plus one check interval');
+    const renewed = await store.getObject(KubernetesRuntimeInstance, kri['ID'] as number);
+    assert.ok(Date.parse(String(renewed['ConnectionTokenExpiration'])) > currentExpiry);
   });
 });

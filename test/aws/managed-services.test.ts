@@ -22,7 +22,9 @@ import { SecretDefinition } from '../../src/kinds/secret.js';
 import { WorkloadDefinition, WorkloadInstance, WorkloadResourceInstance } from '../../src/kinds/workload.js';
 import { AwsController } from '../../src/controllers/aws/index.js';
 import { SecretController } from '../../src/controllers/secret/index.js';
-import { provisionEks } from '../../src/providers/aws/eks.js';
+import { provisionEks, runtimeNetwork } from '../../src/providers/aws/eks.js';
+import { provisionDatabase } from '../../src/providers/aws/rds.js';
+import { parseInventory } from '../../src/providers/aws/inventory.js';
 import { stackName } from '../../src/providers/aws/tags.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from './helpers.js';
 import { LocalPostgresResolver } from './seams.js';
@@ -170,6 +172,50 @@ describe('RDS and Secrets Manager reconcilers', { skip }, () => {
     await eventually(async () => ((await store.find(AwsRelationalDatabaseInstance, {})).length === 0 ? true : undefined), 'RDS deleted', 30_000);
     const gone = secretWri(await store.find(WorkloadResourceInstance, { WorkloadInstanceID: wiId }))!;
     assert.ok(gone['ScheduledForDeletion']);
+  });
+
+  test('a database created by a process that crashed before writing the Secret gets new credentials', async () => {
+    const store = env.store;
+    const { wiId } = await workloadOnEks();
+    const def = await create(store, AwsRelationalDatabaseDefinition, {
+      Name: 'crashed',
+      Engine: 'postgres',
+      EngineVersion: '15.4',
+      DatabaseName: 'orders',
+      DatabasePort: 5432,
+      MachineSize: 'XSmall',
+      StorageGb: 20,
+      WorkloadSecretName: 'orders-db',
+      AwsAccountID: accountId,
+    });
+    // Held back from the controller while "another process" builds the stack and dies.
+    const rds = await create(store, AwsRelationalDatabaseInstance, { Name: 'crashed', AwsRelationalDatabaseDefinitionID: def['ID'], WorkloadInstanceID: wiId, Reconciled: true });
+    const rdsId = rds['ID'] as number;
+    const [eks] = await store.find(AwsEksKubernetesRuntimeInstance, {});
+    const network = runtimeNetwork(parseInventory(eks!['ResourceInventory']))!;
+    const session = aws.deps.provider(store).session((await store.getObject(AwsAccount, accountId)) as never, 'us-east-1');
+    const lost = { username: 'lostuserabcd', password: 'LostPassword0123456789abcdefABCD' };
+    const built = await provisionDatabase({
+      session,
+      stack: stackName('crashed', rdsId),
+      network,
+      db: { engine: 'postgres', engineVersion: '15.4', databaseName: 'orders', port: 5432, backupDays: 0, instanceClass: 'db.t3.micro', storageGb: 20 },
+      credentials: lost,
+      credentialsLabel: 'the-process-that-crashed',
+      save: async () => {},
+    });
+    assert.equal(built.done, true);
+    await store.patch(AwsRelationalDatabaseInstance, rdsId, { ResourceInventory: built.inventory as unknown as JsonObject }, { enqueue: false });
+    const modifies = aws.provider!.stats.byOperation.get('rds:ModifyDBInstance') ?? 0;
+
+    await store.patch(AwsRelationalDatabaseInstance, rdsId, { Reconciled: false });
+    await eventually(async () => ((await store.getObject(AwsRelationalDatabaseInstance, rdsId))['Reconciled'] === true ? true : undefined), 'RDS reconciled', 30_000);
+    const wri = secretWri(await store.find(WorkloadResourceInstance, { WorkloadInstanceID: wiId }))!;
+    const data = (wri['JSONDefinition'] as { data: Record<string, string> }).data;
+    assert.notEqual(password(wri), lost.password);
+    assert.equal(Buffer.from(data['db-user']!, 'base64').toString(), 'lostuserabcd', 'the instance keeps its master user');
+    assert.equal(aws.provider!.stats.byOperation.get('rds:ModifyDBInstance'), modifies + 1, 'the new password was set');
+    assert.ok(!JSON.stringify(await store.getObject(AwsRelationalDatabaseInstance, rdsId)).includes(password(wri)));
   });
 
   test('a workload on a runtime that is not EKS gets a terminal error naming both', async () => {

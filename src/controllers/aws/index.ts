@@ -2,6 +2,11 @@
 // AwsObjectStorageBucketInstance reconcilers over the AWS provider (src/providers/aws).
 // See docs/aws.md for what is provisioned, the inventory format and the testing seams.
 import type { ObjectStore } from '../../store/object-store.js';
+import { AwsEksKubernetesRuntimeInstance } from '../../kinds/aws.js';
+import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
+import { tokenNeedsRefresh } from '../../providers/aws/connection.js';
+import { describeError } from '../../errors.js';
+import { getOrUndefined, idOf, inventoryOf } from './common.js';
 import type { Reconciler } from '../../reconcile/types.js';
 import type { AwsProvider } from '../../providers/aws/provider.js';
 import { controllerDeps, type AwsControllerDeps, type AwsControllerOptions } from './deps.js';
@@ -14,11 +19,17 @@ export type { AwsControllerOptions } from './deps.js';
 
 export const AWS_CONTROLLER_NAME = 'AwsController';
 
+/** How often provisioned EKS runtimes are checked for connection tokens that expire soon. */
+export const TOKEN_CHECK_INTERVAL_MS = 60_000;
+
 export class AwsController {
   readonly reconcilers: Reconciler[];
+  #timer: NodeJS.Timeout | undefined;
+  #options: AwsControllerOptions;
   readonly deps: AwsControllerDeps & { current(): AwsProvider | undefined; close(): void };
 
   constructor(options: AwsControllerOptions = {}) {
+    this.#options = options;
     this.deps = controllerDeps(options);
     this.reconcilers = [eksRuntimeReconciler(this.deps), rdsReconciler(this.deps), s3Reconciler(this.deps)];
   }
@@ -28,9 +39,39 @@ export class AwsController {
     return this.deps.current();
   }
 
+  /**
+   * After the reconcile runtime has started: keeps EKS connection tokens fresh. A token lasts 14
+   * minutes and resyncs come every 10 (± jitter), so a timer renews tokens that would expire before
+   * the next check. Several controller replicas may each renew one; any fresh token works.
+   */
+  async start(store: ObjectStore): Promise<void> {
+    this.#timer ??= setInterval(() => {
+      void this.refreshDueTokens(store).catch((err: unknown) =>
+        this.#options.logger?.warn({ err: describeError(err) }, 'checking EKS connection tokens failed; trying again at the next check'),
+      );
+    }, TOKEN_CHECK_INTERVAL_MS).unref();
+  }
+
   /** Closes the connections to workload clusters (after the reconcile runtime has stopped). */
   async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
     this.deps.close();
+  }
+
+  /** Renews the token of every provisioned EKS runtime whose token expires before the next check; returns how many. */
+  async refreshDueTokens(store: ObjectStore, now = Date.now()): Promise<number> {
+    let refreshed = 0;
+    for (const eks of await store.find(AwsEksKubernetesRuntimeInstance, {})) {
+      if (eks['DeletionScheduled'] || inventoryOf(eks)?.phase !== 'created') continue;
+      const kriId = idOf(eks, 'KubernetesRuntimeInstanceID');
+      const kri = await getOrUndefined(store, KubernetesRuntimeInstance, kriId);
+      if (!kri?.['ConnectionToken'] || kriId === undefined) continue;
+      const margin = this.deps.tokenRefreshMarginMs + TOKEN_CHECK_INTERVAL_MS;
+      if (!tokenNeedsRefresh(kri['ConnectionTokenExpiration'] as string | undefined, now, margin)) continue;
+      if (await refreshRuntimeConnection(this.deps, store, kriId, now)) refreshed++;
+    }
+    return refreshed;
   }
 
   /** Writes a fresh EKS token onto a KubernetesRuntimeInstance (for the kube provider, before its token expires). */

@@ -3,18 +3,22 @@
 // Created/Updated:
 //  1. attach the instance to its WorkloadInstance (AttachedObjectReference);
 //  2. wait for the workload's EKS runtime (asking a deferred runtime to provision now);
-//  3. credentials: read from the workload's connection Secret WRI, or generate them (user: 12
-//     letters, password: 32 letters and digits) and write that WRI first, held back
-//     (Reconciled:true) until the database is up, so a crash never loses them;
+//  3. credentials: read from the workload's connection Secret WRI once it exists; before that,
+//     generated (user: 12 letters, password: 32 letters and digits) and held in this process
+//     only, under a random label that the inventory records with the instance they created;
 //  4. the RDS stack (security group, subnet group, instance), recorded in ResourceInventory;
-//  5. fill the Secret (db-endpoint, db-port, db-name, db-user, db-password) and PATCH the
-//     WorkloadInstance Reconciled:false so its controller applies it (spec §1.6).
+//  5. if the credentials held are not the instance's (this process did not create it: a crash
+//     or another replica), set them with ModifyDBInstance; then write the Secret WRI (db-endpoint,
+//     db-port, db-name, db-user, db-password) and PATCH the WorkloadInstance Reconciled:false so
+//     its controller applies it (spec §1.6). The Secret is only ever written complete: the
+//     workload controller applies every WRI another controller adds, whatever its Reconciled.
 // Deleted: schedule the Secret WRI for deletion and re-trigger the workload, delete the stack in
 // reverse, drop the attached reference.
 import { AwsRelationalDatabaseDefinition, AwsRelationalDatabaseInstance } from '../../kinds/aws.js';
 import { RDS_ENGINE_VERSIONS, RDS_MACHINE_SIZES } from '../../kinds/locations.js';
 import { WorkloadInstance } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
+import { randomUUID } from 'node:crypto';
 import { TerminalError } from '../../reconcile/errors.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { dbIdentifier, deleteDatabase, describeDbInstance, provisionDatabase, resetMasterPassword } from '../../providers/aws/rds.js';
@@ -44,11 +48,9 @@ import {
   workloadRuntime,
 } from './common.js';
 import type { AwsControllerDeps } from './deps.js';
-import { WorkloadResourceInstance } from '../../kinds/workload.js';
 
 const KIND = AwsRelationalDatabaseInstance.name;
 export const RDS_OWNER_KEY = 'aws-relational-database-instance';
-const APPLIED = `${OWNER_ANNOTATION_PREFIX}credentials-applied`;
 
 /** The keys of the workload's connection Secret (spec §3.3). */
 export const DB_SECRET_KEYS = ['db-endpoint', 'db-port', 'db-name', 'db-user', 'db-password'] as const;
@@ -61,7 +63,6 @@ function secretManifest(input: {
   name: string;
   namespace: string | undefined;
   ownerId: number;
-  applied: boolean;
   endpoint: string;
   port: number;
   database: string;
@@ -75,7 +76,7 @@ function secretManifest(input: {
       name: input.name,
       ...(input.namespace ? { namespace: input.namespace } : {}),
       labels: { 'app.kubernetes.io/managed-by': 'threeport' },
-      annotations: { [`${OWNER_ANNOTATION_PREFIX}${RDS_OWNER_KEY}`]: String(input.ownerId), [APPLIED]: String(input.applied) },
+      annotations: { [`${OWNER_ANNOTATION_PREFIX}${RDS_OWNER_KEY}`]: String(input.ownerId) },
     },
     type: 'Opaque',
     data: {
@@ -109,6 +110,8 @@ function checkDefinition(def: JsonObject, what: string): void {
 }
 
 export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
+  /** Credentials generated for instances whose Secret is not written yet, by object ID. Never persisted. */
+  const pendingCredentials = new Map<number, { username: string; password: string; label: string }>();
   const saver = (ctx: ReconcileContext) => async (inventory: ResourceInventory) => {
     const status = inventory.waitingFor ? `${inventory.phase}: waiting for ${inventory.waitingFor}` : inventory.phase;
     await ctx.patchSelf({ ResourceInventory: inventory as unknown as JsonObject, Status: status });
@@ -136,30 +139,21 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
     const stack = stackName(String(obj['Name'] ?? 'db'), id);
     if (!obj['CreationAcknowledged']) await ctx.patchSelf({ CreationAcknowledged: new Date(ctx.clock.now()).toISOString() });
 
-    // Credentials: kept in the connection Secret WRI, written before the database exists.
+    // Credentials: the Secret WRI's once it exists; before that, held in this process only.
     const wris = await workloadResources(ctx.store, wiId);
-    let secret = ownedWri(wris, RDS_OWNER_KEY, id, 'Secret');
-    let credentials = secret ? credentialsFrom(secret.def) : undefined;
-    let applied = secret !== undefined && annotations(secret.def)[APPLIED] === 'true' && credentials !== undefined;
+    const secret = ownedWri(wris, RDS_OWNER_KEY, id, 'Secret');
+    const delivered = secret ? credentialsFrom(secret.def) : undefined;
     const inventory = inventoryOf(obj);
     const port = Number(def['DatabasePort']);
     const database = String(def['DatabaseName']);
     const base = { name: String(def['WorkloadSecretName']), namespace: workloadNamespace(wris), ownerId: id, port, database };
-    if (!credentials) {
-      credentials = generateDatabaseCredentials();
-      applied = false;
-      const held = secretManifest({ ...base, applied: false, endpoint: '', ...credentials });
-      if (secret) {
-        await ctx.store.patch(WorkloadResourceInstance, secret.id, { JSONDefinition: held, Reconciled: true });
-      } else {
-        const wriId = await createWri(ctx.store, wiId, held, { heldBack: true });
-        secret = { id: wriId, def: held, reconciled: true, scheduledForDeletion: false };
-      }
-      // An instance created with older credentials must get the new password.
-      const previous = inventory?.resources['db-instance'];
-      if (previous) previous['createdWithCredentials'] = false;
+    let held = pendingCredentials.get(id);
+    if (!delivered && !held) {
+      held = { ...generateDatabaseCredentials(), label: randomUUID() };
+      pendingCredentials.set(id, held);
     }
-
+    const credentials = delivered ?? held!;
+    const credentialsLabel = delivered ? 'delivered' : held!.label;
     let result;
     try {
       result = await provisionDatabase({
@@ -175,7 +169,8 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
           instanceClass: RDS_MACHINE_SIZES[String(def['MachineSize'])]!,
           storageGb: Number(def['StorageGb']),
         },
-        credentials,
+        credentials: { username: credentials.username, password: credentials.password },
+        credentialsLabel,
         inventory,
         save: saver(ctx),
         signal: ctx.signal,
@@ -188,12 +183,12 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
 
     const entry = result.inventory.resources['db-instance']!;
     let username = credentials.username;
-    if (!applied && entry['createdWithCredentials'] !== true) {
-      // The instance exists from an earlier run whose credentials are not in the Secret: set a new password.
+    if (!delivered && entry['credentialsLabel'] !== credentialsLabel) {
+      // Not created with the credentials held here (a crash, another replica, or a lost Secret): set the password.
       await resetMasterPassword(session, dbIdentifier(stack), credentials.password, ctx.signal).catch((err: unknown) => {
         throw asReconcileError(err);
       });
-      ctx.log.info({ instance: dbIdentifier(stack) }, 'reset the master password of an RDS instance whose credentials were lost');
+      ctx.log.info({ instance: dbIdentifier(stack) }, 'set a new master password on an RDS instance whose credentials this process did not hold');
     }
     if (typeof entry['masterUsername'] === 'string' && entry['masterUsername'] !== '') username = entry['masterUsername'];
     const instance = await describeDbInstance(session, dbIdentifier(stack), ctx.signal);
@@ -206,27 +201,30 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
       username,
       password: credentials.password,
     });
-    const manifest = secretManifest({ ...base, port: endpoint.port, applied: true, endpoint: endpoint.host, username, password: credentials.password });
-    // Compare what we own: the workload controller adds labels and the namespace to the WRI.
-    const same =
-      canonical(manifest['data']) === canonical(secret!.def['data']) &&
-      annotations(secret!.def)[APPLIED] === 'true' &&
-      metadata(secret!.def)['name'] === base.name;
-    if (!same) {
-      const current = metadata(secret!.def);
-      const wanted = metadata(manifest);
-      await updateWri(ctx.store, secret!.id, {
-        ...secret!.def,
-        ...manifest,
-        metadata: {
-          ...current,
-          ...wanted,
-          labels: { ...((current['labels'] ?? {}) as JsonObject), ...((wanted['labels'] ?? {}) as JsonObject) },
-          annotations: { ...annotations(secret!.def), ...annotations(manifest) },
-        },
-      });
+    const manifest = secretManifest({ ...base, port: endpoint.port, endpoint: endpoint.host, username, password: credentials.password });
+    if (!secret) {
+      await createWri(ctx.store, wiId, manifest);
       await retriggerWorkload(ctx.store, wiId);
+    } else {
+      // Compare what we own: the workload controller adds labels and the namespace to the WRI.
+      const same = canonical(manifest['data']) === canonical(secret.def['data']) && metadata(secret.def)['name'] === base.name;
+      if (!same) {
+        const current = metadata(secret.def);
+        const wanted = metadata(manifest);
+        await updateWri(ctx.store, secret.id, {
+          ...secret.def,
+          ...manifest,
+          metadata: {
+            ...current,
+            ...wanted,
+            labels: { ...((current['labels'] ?? {}) as JsonObject), ...((wanted['labels'] ?? {}) as JsonObject) },
+            annotations: { ...annotations(secret.def), ...annotations(manifest) },
+          },
+        });
+        await retriggerWorkload(ctx.store, wiId);
+      }
     }
+    pendingCredentials.delete(id);
     if (!obj['CreationConfirmed'] || !String(obj['Status'] ?? '').startsWith('created')) {
       await ctx.patchSelf({
         CreationConfirmed: obj['CreationConfirmed'] ?? new Date(ctx.clock.now()).toISOString(),

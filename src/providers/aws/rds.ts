@@ -5,8 +5,8 @@
 //   db-subnet-group     the runtime's private subnets
 //   db-instance         the database (waits for "available")
 //
-// The master credentials are the caller's (generated once and kept in the
-// workload's connection Secret); they never enter the inventory.
+// The master credentials are the caller's; they never enter the inventory, only a
+// random label of them does (see RdsContext.credentialsLabel).
 import {
   AuthorizeSecurityGroupIngressCommand,
   CreateSecurityGroupCommand,
@@ -47,6 +47,12 @@ export interface RdsContext {
   db: DatabaseSpec;
   /** The master credentials to create the instance with. */
   credentials: { username: string; password: string };
+  /**
+   * A random label of those credentials (not derived from them). The instance entry records the label
+   * of the credentials it was created with, so a later run can tell whether the credentials it holds
+   * are the instance's or must be set with resetMasterPassword.
+   */
+  credentialsLabel: string;
   pollMs: number;
   signal?: AbortSignal;
 }
@@ -216,8 +222,12 @@ const instanceStep: Step<RdsContext> = {
       status,
       engine: db.Engine ?? ctx.db.engine,
       masterUsername: db.MasterUsername ?? ctx.credentials.username,
-      // True only when this run created it with the caller's credentials.
-      createdWithCredentials: created || inv.resources['db-instance']?.['createdWithCredentials'] === true,
+      // The credentials it was created with, when a run of ours created it (a crash before this entry was saved loses it).
+      ...(created
+        ? { credentialsLabel: ctx.credentialsLabel }
+        : typeof inv.resources['db-instance']?.['credentialsLabel'] === 'string'
+          ? { credentialsLabel: inv.resources['db-instance']['credentialsLabel'] }
+          : {}),
     };
     if (FAILED_DB_STATES.has(status)) throw new ProvisioningError(`RDS instance ${id} is ${status}`);
     if (status === 'available') return { entry };
@@ -260,7 +270,9 @@ export async function provisionDatabase(input: RdsRunInput): Promise<RunResult &
   return { ...result, inventory };
 }
 
-export async function deleteDatabase(input: Omit<RdsRunInput, 'credentials' | 'db' | 'network'> & { network?: RuntimeNetwork }): Promise<RunResult & { inventory: ResourceInventory }> {
+export async function deleteDatabase(
+  input: Omit<RdsRunInput, 'credentials' | 'credentialsLabel' | 'db' | 'network'> & { network?: RuntimeNetwork },
+): Promise<RunResult & { inventory: ResourceInventory }> {
   const inventory = input.inventory ?? newInventory(input.stack, input.session.region, 'deleting');
   const ctx = {
     ...input,
@@ -269,6 +281,7 @@ export async function deleteDatabase(input: Omit<RdsRunInput, 'credentials' | 'd
     network: input.network ?? ({} as RuntimeNetwork),
     db: {} as DatabaseSpec,
     credentials: { username: '', password: '' },
+    credentialsLabel: '',
   } as RdsContext;
   const result = await runDelete(RDS_STEPS, ctx, inventory, { save: input.save, ...(input.signal ? { signal: input.signal } : {}) });
   return { ...result, inventory };

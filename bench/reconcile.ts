@@ -27,8 +27,7 @@ import { FieldCipher } from '../src/crypto/field-encryption.js';
 import { Database } from '../src/store/database.js';
 import { migrate } from '../src/store/migrate.js';
 import { ObjectStore } from '../src/store/object-store.js';
-import { NOTIFY_CHANNEL, QUEUE_TABLE } from '../src/store/schema.js';
-import { RESYNC_TABLE, ReconcileQueue } from '../src/store/reconcile-queue.js';
+import { NOTIFY_CHANNEL, QUEUE_TABLE, RESYNC_TABLE } from '../src/store/schema.js';
 import { startTestPostgres } from '../test/harness/postgres.js';
 
 function arg(name: string, fallback: number): number {
@@ -182,7 +181,6 @@ const pg = await startTestPostgres();
 const db = await Database.open({ url: pg.url, poolSize: 10 });
 try {
   await migrate(db, KINDS);
-  await new ReconcileQueue(db).ensureSchema();
   const store = new ObjectStore(db, new FieldCipher(KEY));
   const rates: Record<number, number[]> = { 1: [], 2: [] };
   const lat: number[][] = [];

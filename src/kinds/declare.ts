@@ -56,6 +56,8 @@ export interface KindInput {
   readonly fields: Readonly<Record<string, FieldSpec>>;
   /** Unique index across these fields among live rows. */
   readonly uniqueTogether?: readonly string[];
+  /** Extra equality indexes over these fields among live rows, for look-ups that filters alone plan badly. */
+  readonly lookupIndexes?: readonly (readonly string[])[];
   /** Boolean fields at most one live object may have true (e.g. the default AWS account): 409 otherwise. */
   readonly uniqueWhenTrue?: readonly string[];
   /**

@@ -35,4 +35,8 @@ export const AttachedObjectReference = defineKind({
     AttachedObjectID: f.id('', { required: true }),
   },
   uniqueTogether: ['ObjectType', 'ObjectID', 'AttachedObjectType', 'AttachedObjectID'],
+  // Event de-duplication (spec §1.8) runs on every reconcile and starts from the object's
+  // references; every object's success events share Reason and Note, so containment on the
+  // GIN index alone would touch them all.
+  lookupIndexes: [['ObjectType', 'ObjectID', 'AttachedObjectType']],
 });

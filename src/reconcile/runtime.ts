@@ -23,7 +23,7 @@ import { kindNamed } from '../kinds/index.js';
 import type { Kind } from '../kinds/declare.js';
 import type { JsonObject } from '../kinds/validate.js';
 import { InputError, NotFoundError, describeError } from '../errors.js';
-import type { ObjectStore, Operation } from '../store/object-store.js';
+import type { ObjectStore } from '../store/object-store.js';
 import { ReconcileQueue, type LeasedItem } from '../store/reconcile-queue.js';
 import { NOTIFY_CHANNEL } from '../store/schema.js';
 import { systemClock, type Clock } from './clock.js';
@@ -216,7 +216,6 @@ export class ReconcileRuntime {
   /** Prepares the resync table and starts consuming the queue. */
   static async start(options: ReconcileRuntimeOptions): Promise<ReconcileRuntime> {
     const runtime = new ReconcileRuntime(options);
-    await runtime.#queue.ensureSchema();
     runtime.#begin();
     return runtime;
   }

@@ -100,7 +100,7 @@ export async function commitSuccess(
     const e = success.event;
     values.push(at.toISOString(), e.reason, e.note, e.type, success.mode === 'insert' ? e.reportingController : success.eventId);
   }
-  const res = await client.query({ name: `reconcile_success_${kind.table}_${success.mode}`, text: sql(kind, success.mode), values });
+  const res = await client.query({ name: `rs_${success.mode}_${kind.table}`.slice(0, 63), text: sql(kind, success.mode), values });
   const row = res.rows[0] as { held: boolean; found: boolean; done: boolean; again: boolean; event_id: number | null };
   return { held: row.held, found: row.found, done: row.done, again: row.again, eventId: row.event_id };
 }

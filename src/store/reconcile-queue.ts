@@ -13,16 +13,11 @@
 // production), so every process agrees on expiries and due times.
 import type { JsonObject } from '../kinds/validate.js';
 import type { Kind } from '../kinds/declare.js';
-import { AttachedObjectReference } from '../kinds/events.js';
 import type { Database, Queryable } from './database.js';
 import type { Operation } from './object-store.js';
-import { NOTIFY_CHANNEL, QUEUE_TABLE } from './schema.js';
+import { NOTIFY_CHANNEL, QUEUE_TABLE, RESYNC_TABLE } from './schema.js';
 
-export const RESYNC_TABLE = 'threeport_resync';
-export const EVENT_REF_INDEX = 'v0_attached_object_references_by_object';
 const T = QUEUE_TABLE;
-/** The same advisory lock migrate() takes, so DDL from several processes is serialised. */
-const SCHEMA_LOCK = 0x7e7e0001;
 
 /**
  * Lease bookkeeping commits without waiting for the WAL flush (synchronous_commit
@@ -141,26 +136,6 @@ const SQL = {
 
 export class ReconcileQueue {
   constructor(readonly db: Database) {}
-
-  /**
-   * Creates what the controllers need beyond the API's schema: the resync
-   * bookkeeping table and the index behind event de-duplication. Idempotent,
-   * and safe with several processes starting at once.
-   */
-  async ensureSchema(): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
-      await tx.query(`CREATE TABLE IF NOT EXISTS ${RESYNC_TABLE} (
-        kind text PRIMARY KEY,
-        last_resync_at timestamptz NOT NULL
-      )`);
-      // Events are de-duplicated per object (spec §1.8) on every reconcile. Every object's
-      // success events share Reason and Note, so the lookup must start from the object's
-      // references: an equality index keeps it one index probe whatever the table statistics say.
-      await tx.query(`CREATE INDEX IF NOT EXISTS ${EVENT_REF_INDEX} ON ${AttachedObjectReference.table}
-        ((data->>'ObjectType'), (data->>'ObjectID'), (data->>'AttachedObjectType')) WHERE deleted_at IS NULL`);
-    });
-  }
 
   /** Leases up to `limit` due items of each requested kind for `leaseMs`. */
   async lease(owner: string, requests: readonly LeaseRequest[], leaseMs: number, skewMs: number): Promise<LeasedItem[]> {

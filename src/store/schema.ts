@@ -8,6 +8,7 @@ import type { Kind } from '../kinds/declare.js';
 export const ID_SEQUENCE = 'threeport_object_ids';
 export const QUEUE_TABLE = 'threeport_reconcile_queue';
 export const NOTIFY_CHANNEL = 'threeport_reconcile';
+export const RESYNC_TABLE = 'threeport_resync';
 
 export function nameConstraint(kind: Kind): string {
   return `${kind.table}_live_name`;
@@ -43,6 +44,10 @@ function kindDdl(kind: Kind): string[] {
       `CREATE UNIQUE INDEX IF NOT EXISTS ${uniqueTrueConstraint(kind, field)} ON ${t} ((data->>'${field}')) WHERE deleted_at IS NULL AND data->>'${field}' = 'true'`,
     );
   }
+  for (const fields of kind.lookupIndexes ?? []) {
+    const name = `${t}_by_${fields.map((f) => f.toLowerCase()).join('_')}`.slice(0, 63);
+    ddl.push(`CREATE INDEX IF NOT EXISTS ${name} ON ${t} (${fields.map((f) => `(data->>'${f}')`).join(', ')}) WHERE deleted_at IS NULL`);
+  }
   if (kind.uniqueTogether) {
     const cols = kind.uniqueTogether.map((f) => `(data->>'${f}')`).join(', ');
     ddl.push(`CREATE UNIQUE INDEX IF NOT EXISTS ${uniqueConstraint(kind)} ON ${t} (${cols}) WHERE deleted_at IS NULL`);
@@ -75,6 +80,11 @@ export function schemaDdl(kinds: readonly Kind[]): string[] {
        PRIMARY KEY (kind, object_id)
      )`,
     `CREATE INDEX IF NOT EXISTS ${QUEUE_TABLE}_due ON ${QUEUE_TABLE} (kind, not_before)`,
+    // When each kind was last queued for resync: exactly one controller process claims each interval.
+    `CREATE TABLE IF NOT EXISTS ${RESYNC_TABLE} (
+       kind text PRIMARY KEY,
+       last_resync_at timestamptz NOT NULL
+     )`,
     ...kinds.flatMap(kindDdl),
   ];
 }

@@ -12,7 +12,6 @@ import { parseConfigFile } from '../../src/cli/object-config/parse.js';
 import type { PlannedObject } from '../../src/cli/object-config/planned.js';
 import { NOUNS } from '../../src/cli/nouns.js';
 import { parseConfigs, planConfigs } from '../../src/cli/object-commands.js';
-import { KIND_BY_NAME } from '../../src/kinds/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tptctl-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

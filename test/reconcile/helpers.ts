@@ -5,8 +5,7 @@ import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
 import { ObjectStore } from '../../src/store/object-store.js';
-import { QUEUE_TABLE } from '../../src/store/schema.js';
-import { RESYNC_TABLE, ReconcileQueue } from '../../src/store/reconcile-queue.js';
+import { QUEUE_TABLE, RESYNC_TABLE } from '../../src/store/schema.js';
 import { createLogger } from '../../src/logger.js';
 import { ReconcileRuntime, type ReconcileRuntimeOptions } from '../../src/reconcile/runtime.js';
 import type { Reconciler, Settlement } from '../../src/reconcile/types.js';
@@ -26,7 +25,6 @@ export async function startEnv(): Promise<Env> {
   const pg = await startTestPostgres();
   const db = await Database.open({ url: pg.url, poolSize: 20 });
   await migrate(db, KINDS);
-  await new ReconcileQueue(db).ensureSchema();
   const key = FieldCipher.generateKey();
   const store = new ObjectStore(db, new FieldCipher(key));
   return {

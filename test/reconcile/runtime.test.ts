@@ -22,7 +22,6 @@ import {
   Settlements,
   deferred,
   eventsOf,
-  eventually,
   queueRow,
   quietLogger,
   resetData,

@@ -157,10 +157,6 @@ function objectFormat(kind: Kind, fields: Fields, rules: Rule[] = [], extra: Par
   };
 }
 
-function pick(fields: Fields, keys: readonly string[]): Fields {
-  return Object.fromEntries(keys.map((k) => [k, fields[k]!]));
-}
-
 function refTo(kind: Kind, field: string, name: string, path: string): PlannedRef {
   return { field, kind, name, path };
 }

@@ -196,7 +196,9 @@ export class ClientNodeCluster implements KubeClusterClient {
     // One pooled agent per cluster: client-node would build a new agent (and TLS session) per request.
     this.#agent = new HttpsAgent({
       keepAlive: true,
-      maxSockets: 16,
+      // No maxSockets: a request queued for a socket of this agent fails with "Premature close"
+      // (node-fetch with keep-alive on Node 20); with a limit of 16, a 17th concurrent request
+      // made nearly every later request fail. Callers bound their own concurrency.
       ...(conn.caPem ? { ca: conn.caPem } : {}),
       ...(conn.clientCertPem ? { cert: conn.clientCertPem } : {}),
       ...(conn.clientKeyPem ? { key: conn.clientKeyPem } : {}),

@@ -161,6 +161,16 @@ test('workloads: realistic apps on two clusters, rollouts, drift repair, status,
     const shopWris = await list(server, 'workload-resource-instances', `workloadinstanceid=${String(shopInst['ID'])}`);
     assert.deepEqual(shopWris.map((w) => (w['JSONDefinition'] as KubeObject).metadata.namespace ?? '-').sort(), ['-', 'shop', 'shop']);
     assert.ok(await a.get({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' }));
+    // The same resources cannot belong to two instances on one runtime.
+    const shopTwice = await must(server, 'POST', '/v0/workload-instances', { Name: 'shop-2', WorkloadDefinitionID: shop['ID'], KubernetesRuntimeInstanceID: alpha!['ID'] });
+    await status(server, shopTwice['ID'], 'Error');
+    assert.match(
+      String((await events(server, shopTwice['ID'])).find((e) => e['Reason'] === 'FailedCreate')?.['Note']),
+      new RegExp(`^WorkloadInstance "shop-2" \\(ID \\d+\\): Namespace shop on KubernetesRuntimeInstance "alpha" already belongs to WorkloadInstance "shop" \\(ID ${String(shopInst['ID'])}\\)`),
+    );
+    await must(server, 'DELETE', `/v0/workload-instances/${String(shopTwice['ID'])}`);
+    await until('shop-2 deleted', async () => ((await get(server, 'workload-instances', shopTwice['ID'])) ? undefined : true));
+    assert.ok(await a.get({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' }), 'deleting shop-2 left shop\'s resources alone');
 
     // ---- a definition update rolls out to every instance ---------------------------------------
     const updated = WORDPRESS.replace('  WORDPRESS_DB_USER: wordpress', '  WORDPRESS_DB_USER: wordpress\n  WORDPRESS_TABLE_PREFIX: wp2_') +

@@ -53,6 +53,9 @@ import { reportWorkloadEvent } from './workload-events.js';
 
 export const CONTROLLER_NAME = 'WorkloadController';
 
+/** Resources of one instance applied at once (within one apply step). */
+const APPLY_PARALLELISM = 8;
+
 export interface WorkloadControllerOptions {
   logger: Logger;
   /** Kube clients (default: own ones, decrypting with the store's key). */
@@ -84,6 +87,22 @@ interface Planned {
   changed: boolean;
   /** It had been applied before this reconcile. */
   wasApplied: boolean;
+}
+
+/**
+ * Applies and reads are idempotent: a request that lost its connection (a pooled keep-alive
+ * socket the API server closed at that moment) is sent again at once, twice at most, before it
+ * counts as a failure with the engine's backoff.
+ */
+async function resent<T>(signal: AbortSignal, request: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      if (attempt >= 3 || signal.aborted || !(err instanceof KubeError) || err.failure !== 'Unreachable') throw err;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
 }
 
 function refOf(o: KubeObject): ObjectRef {
@@ -121,6 +140,9 @@ export class WorkloadController {
   readonly #chains = new Map<number, Promise<void>>();
   readonly #rechecks = new Map<number, { at: number; timer: NodeJS.Timeout }>();
   readonly #driftPending = new Set<number>();
+  /** Instances that some instance waits on (DependsOn) in this process. */
+  readonly #awaited = new Set<number>();
+  readonly #wrdCache = new Map<number, { version: string; wrds: JsonObject[] }>();
   #statusTimer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #stopped = false;
@@ -280,21 +302,26 @@ export class WorkloadController {
     return next;
   }
 
-  async #writeStatus(id: number): Promise<void> {
-    const state = this.#instances.get(id);
-    const store = this.#store;
-    if (!state || !store) return;
+  /** The instance's status from its phase and what the watches see; schedules time-based rechecks. */
+  #derive(id: number, state: InstanceState): { status: WorkloadStatus; detail: string } {
     const watcher = state.runtimeId !== undefined ? this.#watchers.get(state.runtimeId) : undefined;
     const snapshot = watcher?.snapshot(id) ?? { resources: [], pods: [], replicaSets: [], warnings: [], synced: false };
-    const now = Date.now();
     const result = deriveStatus({
       phase: state.phase,
       ...snapshot,
-      now,
+      now: Date.now(),
       ...(this.#options.warningWindowMs !== undefined ? { warningWindowMs: this.#options.warningWindowMs } : {}),
       ...(this.#options.startupGraceMs !== undefined ? { startupGraceMs: this.#options.startupGraceMs } : {}),
     });
     if (result.recheckAt !== undefined) this.#recheckAt(id, result.recheckAt);
+    return result;
+  }
+
+  async #writeStatus(id: number): Promise<void> {
+    const state = this.#instances.get(id);
+    const store = this.#store;
+    if (!state || !store) return;
+    const result = this.#derive(id, state);
     if (result.status === state.written) return;
     try {
       await store.patch(WorkloadInstance, id, { Status: result.status }, { enqueue: false });
@@ -307,7 +334,7 @@ export class WorkloadController {
     }
     this.#log.debug({ id, status: result.status, detail: result.detail }, 'workload instance status');
     state.written = result.status;
-    if (result.status === 'Healthy') await this.#wakeDependents(store, id);
+    if (result.status === 'Healthy' && this.#awaited.delete(id)) await this.#wakeDependents(store, id);
   }
 
   #recheckAt(id: number, at: number): void {
@@ -401,6 +428,7 @@ export class WorkloadController {
       if (!dep) throw new TerminalError(`${label(wi)} depends on WorkloadInstance ${depId}, which does not exist`);
       if (dep['DeletionScheduled']) throw new TerminalError(`${label(wi)} depends on ${label(dep)}, which is being deleted`);
       if (dep['Status'] === 'Healthy') continue;
+      this.#awaited.add(depId);
       // Two concurrent updates can still close a cycle the API checks one at a time.
       const cycle = await WorkloadInstance.checkStored?.(wi, { id: ctx.id, get: (k, i) => this.#get(ctx, KIND_BY_NAME.get(k)!, i) });
       if (cycle) throw new TerminalError(`${label(wi)}: ${cycle}`);
@@ -449,31 +477,30 @@ export class WorkloadController {
       const waiting = await this.#waitForDependencies(ctx, wi, state);
       if (waiting) return waiting;
     }
-    const wrds = (await store.find(WorkloadResourceDefinition, { WorkloadDefinitionID: definitionId })).sort(
-      (a, b) => Number(a['ID']) - Number(b['ID']),
-    );
+    const wrds = await this.#resourceDefinitions(store, definition);
     if (wrds.length === 0) {
       throw new ReconcileError(`${label(wi)}: WorkloadDefinition ${JSON.stringify(definition['Name'])} has no resources yet`);
     }
 
     const watcher = this.#watcherFor(runtime, store);
+    if (existing.length === 0) watcher.fresh(id);
     const client = watcher.client;
     const plan = await this.#plan(ctx, client, wi, definition, wrds, existing);
+    await this.#assertNotOwnedElsewhere(ctx, wi, state, runtime, watcher, plan);
     const stale = await this.#record(ctx, plan, existing);
 
-    // Apply in order (namespaces, CRDs, the rest), recording drift repaired on the way.
+    // Apply in order: namespaces, then CRDs, then the rest; within each step, several at once.
+    // Drift repaired on the way is reported.
     const appliedObjects: Array<{ wri: JsonObject; after: KubeObject }> = [];
-    for (const p of plan) {
+    const applyOne = async (p: Planned): Promise<void> => {
       const driftCheck = ctx.operation === 'Updated' && p.wasApplied && !p.changed;
       let before: KubeObject | undefined;
       watcher.applying(p.key);
       let after: KubeObject | undefined;
       try {
         if (p.error) throw p.error;
-        if (driftCheck) before = await client.get(refOf(p.object), { signal: ctx.signal });
-        after = await client.apply(p.object, { signal: ctx.signal, force: true });
-      } catch (err) {
-        throw await this.#applyFailed(ctx, wi, state, p, err);
+        if (driftCheck) before = await resent(ctx.signal, () => client.get(refOf(p.object), { signal: ctx.signal }));
+        after = await resent(ctx.signal, () => client.apply(p.object, { signal: ctx.signal, force: true }));
       } finally {
         watcher.applied(p.key, after);
       }
@@ -482,9 +509,30 @@ export class WorkloadController {
         const how = !before ? 'deleted' : !containsDeclared(before, p.object) && before.metadata.resourceVersion !== after.metadata.resourceVersion ? 'modified' : undefined;
         if (how) await this.#reportRestored(ctx, p, how);
       }
+    };
+    for (const step of [0, 1, 2]) {
+      const batch = plan.filter((p) => applyRank(p.object) === step);
+      const failures: Array<{ p: Planned; err: unknown }> = [];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(APPLY_PARALLELISM, batch.length) }, async () => {
+          while (next < batch.length) {
+            const p = batch[next++]!;
+            await applyOne(p).catch((err: unknown) => failures.push({ p, err }));
+          }
+        }),
+      );
+      if (failures.length > 0) {
+        // The first failing resource in manifest order is the one reported.
+        const first = failures.sort((a, b) => batch.indexOf(a.p) - batch.indexOf(b.p))[0]!;
+        throw await this.#applyFailed(ctx, wi, state, first.p, first.err);
+      }
     }
 
-    // Record what was applied; remove what is no longer wanted (recorded WRIs only).
+    // Record what was applied, with the status it gives, in one transaction.
+    watcher.setInstanceResources(id, plan.filter((p) => p.wri).map((p) => this.#tracked(id, p.wri!)));
+    state.phase = 'applied';
+    const derived = this.#derive(id, state);
     await ctx.transaction(async (tx) => {
       for (const { wri, after } of appliedObjects) {
         const rd = runtimeDefinitionOf(after);
@@ -493,14 +541,29 @@ export class WorkloadController {
         await tx.patch(WorkloadResourceInstance, Number(wri['ID']), { Reconciled: true, RuntimeDefinition: rd, LastOperation: 'Apply' });
         watcher.recorded(Number(wri['ID']), rd);
       }
+      if (derived.status !== state.written) await tx.patch(WorkloadInstance, id, { Status: derived.status }, { enqueue: false });
     });
+    state.written = derived.status;
+    if (derived.status === 'Healthy' && this.#awaited.delete(id)) await this.#wakeDependents(store, id);
+    // Derived again shortly: a watch may have written meanwhile from an older phase.
+    this.#dirty.add(id);
+    // Remove what is no longer wanted (recorded WRIs only).
     await this.#deleteResources(ctx, client, watcher, stale);
-
-    const current = plan.filter((p) => p.wri).map((p) => this.#tracked(id, p.wri!));
-    watcher.setInstanceResources(id, current);
-    state.phase = 'applied';
-    await this.#refreshStatus(id);
     return undefined;
+  }
+
+  /**
+   * The definition's WRDs. Cached per definition version: they change only when the definition's
+   * reconciler replaces them, which also updates the definition (Reconciled, UpdatedAt).
+   */
+  async #resourceDefinitions(store: ObjectStore, definition: JsonObject): Promise<JsonObject[]> {
+    const id = Number(definition['ID']);
+    const version = String(definition['UpdatedAt']);
+    const cached = this.#wrdCache.get(id);
+    if (cached && cached.version === version) return cached.wrds;
+    const wrds = (await store.find(WorkloadResourceDefinition, { WorkloadDefinitionID: id })).sort((a, b) => Number(a['ID']) - Number(b['ID']));
+    if (wrds.length > 0) this.#wrdCache.set(id, { version, wrds });
+    return wrds;
   }
 
   /** The resources the instance should have now: namespace rules (spec §3.1), labels, order. */
@@ -577,6 +640,33 @@ export class WorkloadController {
   }
 
   /**
+   * Two instances must not manage one resource (a manifest with its own Namespace, deployed
+   * twice to one runtime): the second is refused, as upstream's CLI refuses it.
+   */
+  async #assertNotOwnedElsewhere(
+    ctx: ReconcileContext,
+    wi: JsonObject,
+    state: InstanceState,
+    runtime: JsonObject,
+    watcher: RuntimeWatcher,
+    plan: Planned[],
+  ): Promise<void> {
+    for (const p of plan) {
+      const owner = watcher.ownerOf(p.key);
+      if (owner === undefined || owner === ctx.id) continue;
+      const other = await this.#get(ctx, WorkloadInstance, owner);
+      if (!other || other['DeletionScheduled']) continue;
+      const message =
+        `${label(wi)}: ${describeResource(p.object)} on KubernetesRuntimeInstance ${JSON.stringify(runtime['Name'])} already belongs to ${label(other)}; ` +
+        'a manifest that names its own Namespace can be deployed once per runtime';
+      await reportWorkloadEvent(ctx.store, { instanceId: ctx.id, type: 'Warning', reason: 'CreateResourceError', message, key: p.key });
+      state.phase = 'error';
+      await this.#refreshStatus(ctx.id);
+      throw new TerminalError(message);
+    }
+  }
+
+  /**
    * Writes the plan's WRIs (new ones, changed JSONDefinitions) and schedules the deletion of
    * WRIs no longer wanted, in one transaction, before anything is applied. Returns the WRIs
    * whose resources must be deleted from the cluster (and objects left at an old identity).
@@ -621,7 +711,7 @@ export class WorkloadController {
       const key = resourceKey(item.object);
       watcher?.expectDeletion(key);
       try {
-        await client.delete(refOf(item.object), { signal: ctx.signal });
+        await resent(ctx.signal, () => client.delete(refOf(item.object), { signal: ctx.signal }));
       } catch (err) {
         if (!(await this.#deletedAnyway(client, item.object, err))) {
           throw new ReconcileError(`WorkloadInstance ${ctx.id}: cannot delete ${describeResource(item.object)}: ${describeError(err)}`, { cause: err });

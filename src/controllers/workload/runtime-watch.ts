@@ -202,6 +202,11 @@ export class RuntimeWatcher {
     }
   }
 
+  /** A new instance (nothing applied before): it has no Kubernetes events recorded to look up. */
+  fresh(instanceId: number): void {
+    this.#primed.add(instanceId);
+  }
+
   /** An apply of `key` is starting: changes seen meanwhile are our own. */
   applying(key: string): void {
     this.#applying.set(key, (this.#applying.get(key) ?? 0) + 1);
@@ -225,6 +230,11 @@ export class RuntimeWatcher {
   /** We are deleting `key`: its DELETED event is not drift. */
   expectDeletion(key: string): void {
     this.#expectDeleted.add(key);
+  }
+
+  /** The instance whose applied resources include `key`, when one does. */
+  ownerOf(key: string): number | undefined {
+    return this.#resources.get(key)?.instanceId;
   }
 
   /** The live object of an applied resource, when seen. */
@@ -397,7 +407,7 @@ export class RuntimeWatcher {
     if (type === 'Warning' || type === 'Failed') {
       let m = this.#warnings.get(owner.instanceId);
       if (!m) this.#warnings.set(owner.instanceId, (m = new Map()));
-      m.set(eventUid, { involvedUid, at: Date.parse(timestamp) });
+      m.set(eventUid, { involvedUid, reason: String(event['reason'] ?? ''), at: Date.parse(timestamp) });
       this.#o.onObserved(owner.instanceId);
     }
   }

@@ -19,6 +19,8 @@ export interface AppliedResource {
 /** A Warning (or Failed) Kubernetes event about one of the instance's objects. */
 export interface WarningEvent {
   involvedUid: string;
+  /** The event's reason, e.g. FailedScheduling. */
+  reason?: string;
   /** When it last happened (ms since the epoch). */
   at: number;
 }
@@ -65,6 +67,12 @@ const FAILING_WAIT_REASONS = new Set([
   'PreCreateHookError',
   'PostStartHookError',
 ]);
+
+/**
+ * Warnings that report a repair the cluster already made (the API server's service IP and port
+ * allocation repair loops): they say nothing about the workload's health.
+ */
+const SELF_REPAIRED_REASONS = new Set(['ClusterIPNotAllocated', 'PortNotAllocated', 'ClusterIPAlreadyAllocated', 'PortAlreadyAllocated']);
 
 type WorkloadState = 'ok' | 'starting' | 'degraded' | 'down';
 
@@ -236,6 +244,7 @@ export function deriveStatus(input: StatusInput): StatusResult {
   let current = 0;
   for (const w of input.warnings) {
     if (w.at + window <= input.now) continue;
+    if (w.reason && SELF_REPAIRED_REASONS.has(w.reason)) continue;
     if (!existingUids.has(w.involvedUid)) continue;
     const readinessKnown = input.pods.some((p) => p.metadata.uid === w.involvedUid) ||
       input.replicaSets.some((p) => p.metadata.uid === w.involvedUid) ||

@@ -448,12 +448,16 @@ export class WorkloadController {
     this.#ensureStatusTimer();
     const id = ctx.id;
     const state = this.#track(id, wi);
-    const existing = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id })).sort((a, b) => Number(a['ID']) - Number(b['ID']));
+    const definitionId = Number(wi['WorkloadDefinitionID']);
+    // Independent reads, at once.
+    const [found, definition, runtimeOrError] = await Promise.all([
+      store.find(WorkloadResourceInstance, { WorkloadInstanceID: id }),
+      this.#get(ctx, WorkloadDefinition, definitionId),
+      this.#runtimeOf(ctx, wi).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+    ]);
+    const existing = found.sort((a, b) => Number(a['ID']) - Number(b['ID']));
     const everApplied = existing.some((w) => w['Reconciled'] === true);
     if (!everApplied) state.phase = 'reconciling';
-
-    const definitionId = Number(wi['WorkloadDefinitionID']);
-    const definition = await this.#get(ctx, WorkloadDefinition, definitionId);
     if (!definition) throw new TerminalError(`${label(wi)}: its WorkloadDefinition ${definitionId} does not exist`);
     if (definition['Reconciled'] !== true) {
       return this.#wait(
@@ -463,7 +467,8 @@ export class WorkloadController {
         `waiting for WorkloadDefinition ${JSON.stringify(definition['Name'])} (ID ${definitionId}) to be reconciled`,
       );
     }
-    const runtime = await this.#runtimeOf(ctx, wi);
+    if (runtimeOrError instanceof Error) throw runtimeOrError;
+    const runtime = runtimeOrError;
     if (runtime['Reconciled'] !== true || !runtime['APIEndpoint']) {
       return this.#wait(
         ctx,

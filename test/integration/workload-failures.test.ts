@@ -253,8 +253,26 @@ test('workloads: waiting, bad manifests, nested dependencies, watch resume and r
     assert.ok((await events(server, keep['ID'])).some((e) => e['Note'] === `Restored Deployment ${keepNs}/keep deleted out of band`));
     await status(server, keep['ID'], 'Healthy');
 
+    // Objects attached to the instance go with it (its Events stay); a ref to a missing object is fine.
+    const attached = await must(server, 'POST', '/v0/profiles', { Name: 'attached-to-keep' });
+    const ref = await must(server, 'POST', '/v0/attached-object-references', {
+      ObjectType: 'v0.WorkloadInstance',
+      ObjectID: keep['ID'],
+      AttachedObjectType: 'v0.Profile',
+      AttachedObjectID: attached['ID'],
+    });
+    const dangling = await must(server, 'POST', '/v0/attached-object-references', {
+      ObjectType: 'v0.WorkloadInstance',
+      ObjectID: keep['ID'],
+      AttachedObjectType: 'v0.Tier',
+      AttachedObjectID: 987654321,
+    });
     await must(server, 'DELETE', `/v0/workload-instances/${String(keep['ID'])}`);
     await expectDeletedAndClean(cp, gamma2, [keep['ID']]);
+    assert.equal(await get(server, 'profiles', attached['ID']), undefined, 'the attached object is deleted');
+    assert.equal(await get(server, 'attached-object-references', ref['ID']), undefined);
+    assert.equal(await get(server, 'attached-object-references', dangling['ID']), undefined);
+    assert.ok((await events(server, keep['ID'])).length > 0, 'the instance\'s events stay');
     assert.deepEqual(await labelledObjects(server, gamma2), []);
   } finally {
     for (const c of clients) c.close();

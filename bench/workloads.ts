@@ -11,7 +11,7 @@
 //  - reconciles per second (the server's /metrics), the server's peak RSS (VmHWM), the ratio.
 // The baseline runs first by default; its objects stay in place (idle) while threeport runs.
 //
-//   npm run build && node dist/bench/workloads.js [--instances 1000] [--concurrency 16]
+//   npm run build && node dist/bench/workloads.js [--instances 1000] [--concurrency 24]
 //       [--apply-concurrency 16] [--baseline first|last|skip]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,7 +30,7 @@ import { kubeRequest } from '../src/providers/runtimes/kwok/http.js';
 const { values } = parseArgs({
   options: {
     instances: { type: 'string', default: '1000' },
-    concurrency: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '24' },
     'apply-concurrency': { type: 'string', default: '16' },
     baseline: { type: 'string', default: 'first' },
     clusters: { type: 'string', default: '3' },

@@ -208,6 +208,33 @@ test('workloads: realistic apps on two clusters, rollouts, drift repair, status,
         : undefined,
     );
 
+    // ---- WRIs another controller adds and later schedules for deletion (spec §1.6) -------------
+    const nsB = (await list(server, 'workload-resource-instances', `workloadinstanceid=${String(onBeta['ID'])}`))
+      .map((w) => w['JSONDefinition'] as KubeObject)
+      .find((o) => o.kind === 'Namespace')!.metadata.name;
+    const added = await must(server, 'POST', '/v0/workload-resource-instances', {
+      WorkloadInstanceID: onBeta['ID'],
+      JSONDefinition: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'from-gateway', namespace: 'elsewhere' }, data: { route: '/' } },
+      Reconciled: false,
+    });
+    await must(server, 'PATCH', `/v0/workload-instances/${String(onBeta['ID'])}`, { Reconciled: false });
+    const fromGateway = await until('the added WRI applied in the workload namespace', async () => {
+      const w = await get(server, 'workload-resource-instances', added['ID']);
+      return w?.['Reconciled'] === true ? (w['JSONDefinition'] as KubeObject) : undefined;
+    });
+    assert.equal(fromGateway.metadata.namespace, nsB, 'it gets the workload namespace');
+    const liveAdded = await b.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'from-gateway', namespace: nsB });
+    assert.equal(liveAdded?.metadata.labels?.[LABEL_WORKLOAD_INSTANCE], String(onBeta['ID']));
+    await must(server, 'PATCH', `/v0/workload-resource-instances/${String(added['ID'])}`, { ScheduledForDeletion: new Date().toISOString(), Reconciled: false });
+    await must(server, 'PATCH', `/v0/workload-instances/${String(onBeta['ID'])}`, { Reconciled: false });
+    await until('the scheduled WRI removed with its resource', async () =>
+      (await get(server, 'workload-resource-instances', added['ID'])) === undefined &&
+      (await b.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'from-gateway', namespace: nsB })) === undefined
+        ? true
+        : undefined,
+    );
+    await status(server, onBeta['ID'], 'Healthy');
+
     // ---- drift: deleted and changed out of band, restored, with an event ----------------------
     const before = await a.get({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'wordpress', namespace: nsA });
     assert.ok(before);

@@ -263,7 +263,13 @@ export class WorkloadController {
     if (!state) {
       state = {
         runtimeId: undefined,
-        phase: wi['Reconciled'] === true ? 'applied' : wi['Status'] === 'Error' ? 'error' : 'reconciling',
+        // After a restart: an instance waiting for a repair (Reconciled false) was applied before.
+        phase:
+          wi['Status'] === 'Error' && wi['Reconciled'] !== true
+            ? 'error'
+            : wi['Reconciled'] === true || ['Healthy', 'Unhealthy', 'Down'].includes(String(wi['Status']))
+              ? 'applied'
+              : 'reconciling',
         written: typeof wi['Status'] === 'string' ? wi['Status'] : undefined,
       };
       this.#instances.set(id, state);

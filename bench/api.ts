@@ -52,7 +52,8 @@ async function benchOne(db: 'embedded' | 'postgres', tls: boolean, rows: Row[]):
   const dataDir = mkdtempSync(join(tmpdir(), `threeport-bench-${db}-`));
   const postgres = db === 'postgres' ? await startTestPostgres() : undefined;
   const env = postgres ? { THREEPORT_DATABASE_URL: postgres.url, ENCRYPTION_KEY: FieldCipher.generateKey() } : {};
-  const server = await spawnServer(['--data-dir', dataDir, '--port', '0', ...(tls ? [] : ['--no-auth'])], env);
+  // API role only: controllers would reconcile every created definition in the same process and blur the API figures.
+  const server = await spawnServer(['--data-dir', dataDir, '--port', '0', '--role', 'api', ...(tls ? [] : ['--no-auth'])], env);
   try {
     const client = new pg.Client(
       postgres ? { connectionString: postgres.url } : { host: join(dataDir, 'db', 'pgdata'), user: 'threeport', database: 'postgres' },

@@ -16,7 +16,7 @@ npm run build
 step "Building the simulated-cluster binaries (cached after the first run; about 6 minutes cold)"
 bash scripts/k8s/build-test-bins.sh
 
-if "${TPTCTL[@]}" config get-control-planes 2>/dev/null | awk 'NR > 1 {print $1}' | grep -qx "$NAME"; then
+if "${TPTCTL[@]}" config get-control-planes 2>/dev/null | awk 'NR > 1 {print ($1 == "*") ? $2 : $1}' | grep -qx "$NAME"; then
   step "Removing the control plane \"$NAME\" left by an earlier run"
   "${TPTCTL[@]}" down -n "$NAME"
 fi

@@ -199,7 +199,8 @@ export class ReconcileRuntime {
       }
       if (this.#lanes.has(kind.name)) throw new InputError(`two reconcilers are registered for ${kind.name}; register one per kind`);
       const concurrency =
-        reconciler.concurrency ?? options.concurrencyByKind?.[kind.name] ?? defaultConcurrency;
+        // The operator's per-kind flag beats the reconciler's own default, which beats the global one.
+        options.concurrencyByKind?.[kind.name] ?? reconciler.concurrency ?? defaultConcurrency;
       this.#lanes.set(kind.name, {
         kind,
         reconciler,

@@ -33,6 +33,7 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconc
 import { KubeClients } from '../../providers/kube/clients.js';
 import { KubeError } from '../../providers/kube/errors.js';
 import type { KubeClusterClient, KubeObject, ObjectRef } from '../../providers/kube/client.js';
+import { requestRuntimeProvisioning } from '../aws/common.js';
 import { workloadDefinitionReconciler } from './definition.js';
 import {
   ANNOTATION_DEFINITION,
@@ -479,6 +480,8 @@ export class WorkloadController {
     if (runtimeOrError instanceof Error) throw runtimeOrError;
     const runtime = runtimeOrError;
     if (runtime['Reconciled'] !== true || !runtime['APIEndpoint']) {
+      // An EKS runtime waiting for its first user (lazy provisioning) starts now, not on its next check.
+      await requestRuntimeProvisioning(store, Number(runtime['ID']));
       return this.#wait(
         ctx,
         state,

@@ -248,7 +248,10 @@ test('workloads: realistic apps on two clusters, rollouts, drift repair, status,
       (await events(server, onAlpha['ID'])).find((e) => e['Reason'] === 'ResourceRestored' && String(e['Note']).includes('deleted')),
     );
     assert.equal(restoredEvent['Note'], `Restored Deployment ${nsA}/wordpress deleted out of band`);
-    assert.ok((await workloadEvents(server, onAlpha['ID'])).some((e) => e['Reason'] === 'ResourceRestored'));
+    // The WorkloadEvent is written by the watch side, which may trail the instance's event.
+    await until('a ResourceRestored WorkloadEvent', async () =>
+      (await workloadEvents(server, onAlpha['ID'])).some((e) => e['Reason'] === 'ResourceRestored') ? true : undefined,
+    );
     await status(server, onAlpha['ID'], 'Healthy');
 
     // Someone scales it by hand (a merge patch, another field manager).

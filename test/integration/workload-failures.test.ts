@@ -142,7 +142,9 @@ test('workloads: waiting, bad manifests, nested dependencies, watch resume and r
     assert.equal(invalidInst['Reconciled'], false);
     const invalidEvent = (await events(server, invalid['ID'])).find((e) => e['Reason'] === 'FailedCreate')!;
     assert.match(String(invalidEvent['Note']), /cannot apply Deployment invalid-field-[a-z0-9]{10}\/negative: .*spec\.replicas: Invalid value: -1: must be greater than or equal to 0.*\(HTTP 422 Invalid\)/);
-    assert.ok((await workloadEvents(server, invalid['ID'])).some((e) => e['Reason'] === 'CreateResourceError'));
+    await until('a CreateResourceError WorkloadEvent', async () =>
+      (await workloadEvents(server, invalid['ID'])).some((e) => e['Reason'] === 'CreateResourceError') ? true : undefined,
+    );
     // No crash loop: the invalid field is not retried; the unknown kind is retried slowly.
     const unknownAttempts = await eventCount(cp, unknown['ID'], 'FailedCreate');
     await new Promise((r) => setTimeout(r, 6_000));
@@ -250,7 +252,9 @@ test('workloads: waiting, bad manifests, nested dependencies, watch resume and r
       const d = await g2.get({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'keep', namespace: keepNs });
       return d && d.metadata.uid !== live.metadata.uid ? true : undefined;
     });
-    assert.ok((await events(server, keep['ID'])).some((e) => e['Note'] === `Restored Deployment ${keepNs}/keep deleted out of band`));
+    await until('the Restored event', async () =>
+      (await events(server, keep['ID'])).some((e) => e['Note'] === `Restored Deployment ${keepNs}/keep deleted out of band`) ? true : undefined,
+    );
     await status(server, keep['ID'], 'Healthy');
 
     // Objects attached to the instance go with it (its Events stay); a ref to a missing object is fine.

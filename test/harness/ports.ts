@@ -1,15 +1,3 @@
-import { createServer } from 'node:net';
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// Tests take free loopback ports from the same place the simulated clusters do,
+// so a port handed to one is never handed to another in the same process.
+export { freePort } from '../../src/providers/runtimes/kwok/processes.js';

@@ -31,6 +31,7 @@ import { HELM_WORKLOAD_INSTANCE_LABEL } from '../../src/providers/helm/post-rend
 import { HELM_CA_FILE_ENV } from '../../src/controllers/helm-workload/index.js';
 import { BUILD_SCRIPT_REL, packageRoot } from '../../src/providers/runtimes/kwok/binaries.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
+import { until } from '../harness/until.js';
 
 const execFileP = promisify(execFile);
 type Obj = Record<string, unknown>;
@@ -55,20 +56,6 @@ async function must(server: RunningServer, method: string, path: string, body?: 
 }
 
 /** Polls until `check` returns a value (bounded). */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 async function get(server: RunningServer, plural: string, id: unknown): Promise<Obj | undefined> {
   const r = await api(server, 'GET', `/v0/${plural}/${String(id)}`);

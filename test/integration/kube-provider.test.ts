@@ -18,16 +18,8 @@ import { InputError } from '../../src/errors.js';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { freePort } from '../../src/providers/runtimes/kwok/processes.js';
 import { startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeCluster, type KubeClusterSet } from '../harness/kube-cluster.js';
+import { until } from '../harness/until.js';
 
-async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function configMap(name: string, data: Record<string, string>, namespace = 'default'): KubeObject {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: { suite: 'kube-provider' } }, data };

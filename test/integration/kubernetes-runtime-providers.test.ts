@@ -16,6 +16,7 @@ import type { KubeClusterClient } from '../../src/providers/kube/client.js';
 import type { KubeConnection } from '../../src/providers/kube/connection.js';
 import { AwsEksKubernetesRuntimeInstance } from '../../src/kinds/aws.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
+import { until } from '../harness/until.js';
 
 type Obj = Record<string, unknown>;
 
@@ -34,15 +35,6 @@ async function must(server: RunningServer, method: string, path: string, body?: 
   return r.data[0]!;
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const get = async (server: RunningServer, plural: string, id: unknown): Promise<Obj | undefined> => {
   const r = await api(server, 'GET', `/v0/${plural}/${String(id)}`);

@@ -19,6 +19,7 @@ import { QUEUE_TABLE } from '../../src/store/schema.js';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { spawnServer, type ServerProcess } from '../harness/server-process.js';
 import { findKubeBinaries, startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
+import { until } from '../harness/until.js';
 
 type Obj = Record<string, unknown>;
 
@@ -39,20 +40,6 @@ async function must(server: RunningServer, method: string, path: string, body?: 
 }
 
 /** Polls until `check` returns a value (bounded). */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 async function instance(server: RunningServer, id: number): Promise<Obj | undefined> {
   const r = await api(server, 'GET', `/v0/kubernetes-runtime-instances/${id}`);

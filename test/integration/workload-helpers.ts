@@ -11,6 +11,8 @@ import { connectionFromRuntimeInstance } from '../../src/providers/kube/connecti
 import { kubeClusterClient, type KubeClusterClient, type KubeObject } from '../../src/providers/kube/client.js';
 import { kubeRequest } from '../../src/providers/runtimes/kwok/http.js';
 import { LABEL_WORKLOAD_INSTANCE } from '../../src/controllers/workload/resources.js';
+import { until } from '../harness/until.js';
+export { until };
 
 export type Obj = Record<string, unknown>;
 
@@ -28,22 +30,6 @@ export async function must(server: RunningServer, method: string, path: string, 
   const r = await api(server, method, path, body);
   assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: HTTP ${r.status} ${r.text}`);
   return r.data[0]!;
-}
-
-/** Polls until `check` returns a value (bounded). */
-export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }
 
 export async function get(server: RunningServer, plural: string, id: unknown): Promise<Obj | undefined> {

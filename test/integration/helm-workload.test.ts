@@ -32,35 +32,12 @@ import { HELM_CA_FILE_ENV } from '../../src/controllers/helm-workload/index.js';
 import { BUILD_SCRIPT_REL, packageRoot } from '../../src/providers/runtimes/kwok/binaries.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { until } from '../harness/until.js';
+import { api, must, get, type Obj } from '../harness/api-calls.js';
 
 const execFileP = promisify(execFile);
-type Obj = Record<string, unknown>;
 
 const ROOT = packageRoot() ?? resolve('.');
 const CHARTS_DIR = join(ROOT, 'test', 'fixtures', 'charts');
-
-async function api(server: RunningServer, method: string, path: string, body?: unknown): Promise<{ status: number; data: Obj[]; text: string }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await res.text();
-  const parsed = JSON.parse(text) as { Data: Obj[] | null };
-  return { status: res.status, data: parsed.Data ?? [], text };
-}
-
-async function must(server: RunningServer, method: string, path: string, body?: unknown): Promise<Obj> {
-  const r = await api(server, method, path, body);
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: HTTP ${r.status} ${r.text}`);
-  return r.data[0]!;
-}
-
-/** Polls until `check` returns a value (bounded). */
-
-async function get(server: RunningServer, plural: string, id: unknown): Promise<Obj | undefined> {
-  const r = await api(server, 'GET', `/v0/${plural}/${String(id)}`);
-  return r.status === 200 ? r.data[0] : undefined;
-}
 
 async function events(server: RunningServer, objectId: unknown): Promise<Obj[]> {
   return (await api(server, 'GET', `/v0/events-join-attached-object-references?objectid=${String(objectId)}&size=100`)).data;

@@ -17,24 +17,7 @@ import type { KubeConnection } from '../../src/providers/kube/connection.js';
 import { AwsEksKubernetesRuntimeInstance } from '../../src/kinds/aws.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
 import { until } from '../harness/until.js';
-
-type Obj = Record<string, unknown>;
-
-async function api(server: RunningServer, method: string, path: string, body?: unknown): Promise<{ status: number; data: Obj[]; text: string }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await res.text();
-  return { status: res.status, data: (JSON.parse(text) as { Data: Obj[] | null }).Data ?? [], text };
-}
-
-async function must(server: RunningServer, method: string, path: string, body?: unknown): Promise<Obj> {
-  const r = await api(server, method, path, body);
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: HTTP ${r.status} ${r.text}`);
-  return r.data[0]!;
-}
-
+import { api, must,  type Obj } from '../harness/api-calls.js';
 
 const get = async (server: RunningServer, plural: string, id: unknown): Promise<Obj | undefined> => {
   const r = await api(server, 'GET', `/v0/${plural}/${String(id)}`);

@@ -20,26 +20,7 @@ import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { spawnServer, type ServerProcess } from '../harness/server-process.js';
 import { findKubeBinaries, startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
 import { until } from '../harness/until.js';
-
-type Obj = Record<string, unknown>;
-
-async function api(server: RunningServer, method: string, path: string, body?: unknown): Promise<{ status: number; data: Obj[]; text: string }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await res.text();
-  const parsed = JSON.parse(text) as { Data: Obj[] | null };
-  return { status: res.status, data: parsed.Data ?? [], text };
-}
-
-async function must(server: RunningServer, method: string, path: string, body?: unknown): Promise<Obj> {
-  const r = await api(server, method, path, body);
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: HTTP ${r.status} ${r.text}`);
-  return r.data[0]!;
-}
-
-/** Polls until `check` returns a value (bounded). */
+import { api, must,  type Obj } from '../harness/api-calls.js';
 
 async function instance(server: RunningServer, id: number): Promise<Obj | undefined> {
   const r = await api(server, 'GET', `/v0/kubernetes-runtime-instances/${id}`);

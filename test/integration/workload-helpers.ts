@@ -1,6 +1,5 @@
 // Shared by the workload-*.test.ts suites: a real `threeport server` (API + controllers, embedded
 // PostgreSQL) whose kwok runtimes are created through the API, and small API/cluster helpers.
-import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,30 +11,9 @@ import { kubeClusterClient, type KubeClusterClient, type KubeObject } from '../.
 import { kubeRequest } from '../../src/providers/runtimes/kwok/http.js';
 import { LABEL_WORKLOAD_INSTANCE } from '../../src/controllers/workload/resources.js';
 import { until } from '../harness/until.js';
+import { api, must, get, type Obj } from '../harness/api-calls.js';
+export { api, must, get, type Obj };
 export { until };
-
-export type Obj = Record<string, unknown>;
-
-export async function api(server: RunningServer, method: string, path: string, body?: unknown): Promise<{ status: number; data: Obj[]; text: string }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await res.text();
-  const parsed = JSON.parse(text) as { Data: Obj[] | null };
-  return { status: res.status, data: parsed.Data ?? [], text };
-}
-
-export async function must(server: RunningServer, method: string, path: string, body?: unknown): Promise<Obj> {
-  const r = await api(server, method, path, body);
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: HTTP ${r.status} ${r.text}`);
-  return r.data[0]!;
-}
-
-export async function get(server: RunningServer, plural: string, id: unknown): Promise<Obj | undefined> {
-  const r = await api(server, 'GET', `/v0/${plural}/${String(id)}`);
-  return r.status === 200 ? r.data[0] : undefined;
-}
 
 export async function list(server: RunningServer, plural: string, query = ''): Promise<Obj[]> {
   return (await api(server, 'GET', `/v0/${plural}?size=-1${query ? `&${query}` : ''}`)).data;

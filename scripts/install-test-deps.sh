@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs or builds everything the test suite needs that npm does not bring:
 # a PostgreSQL server (Debian's), util-linux's unshare (runs the embedded
-# PostgreSQL when we are root), and the Kubernetes test binaries (built once
-# per machine from Go modules into a cache outside the repo).
+# PostgreSQL when we are root), the Kubernetes test binaries and OpenTofu (built
+# once per machine from Go modules into a cache outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,9 +35,19 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]==5.2.1' || python3 -m pip install --quiet --break-system-packages 'moto[server]==5.2.1'
 fi
 
+need_go() { if ! command -v go >/dev/null 2>&1; then apt_install golang-go; fi; }
+
 if [ "${THREEPORT_SKIP_KUBE:-}" = 1 ]; then
   say "THREEPORT_SKIP_KUBE=1: not building the Kubernetes test binaries"
 else
-  if ! command -v go >/dev/null 2>&1; then apt_install golang-go; fi
+  need_go
   bash scripts/k8s/build-test-bins.sh
+fi
+
+# OpenTofu for the Terraform controller's tests (about 23 minutes cold on 2 cores, then cached).
+if [ "${THREEPORT_SKIP_TOFU:-}" = 1 ]; then
+  say "THREEPORT_SKIP_TOFU=1: not building OpenTofu"
+else
+  need_go
+  bash scripts/tofu/build-tofu.sh
 fi

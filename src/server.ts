@@ -42,6 +42,9 @@ export interface ServerConfig {
   controllers?: ReconcileRuntimeSettings;
   /** Serve /metrics, /healthz and /readyz over plain HTTP on this port (0 = off; the API serves /metrics anyway). */
   metricsPort?: number;
+  /** Role controllers|all: the OpenTofu executable and whether to build it on first use (Terraform controller). */
+  tofuPath?: string;
+  tofuAutoBuild?: boolean;
 }
 
 export interface RunningServer {
@@ -113,7 +116,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       url = `${config.auth ? 'https' : 'http'}://${host}:${port}`;
     }
     if (config.role === 'all' || config.role === 'controllers') {
-      const loaded = await loadReconcilers(config.reconcilers, { dataDir: config.dataDir, logger: log });
+      const loaded = await loadReconcilers(config.reconcilers, {
+        dataDir: config.dataDir,
+        logger: log,
+        ...(config.tofuPath ? { tofuPath: config.tofuPath } : {}),
+        ...(config.tofuAutoBuild !== undefined ? { tofuAutoBuild: config.tofuAutoBuild } : {}),
+      });
       domainControllers = loaded.controllers;
       const hooks = [config.controllers?.onSettled, loaded.onSettled].filter((h) => h !== undefined);
       controllers = await ReconcileRuntime.start({

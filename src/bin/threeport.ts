@@ -55,6 +55,8 @@ program
   .option('--resync-interval <duration>', 'queue every reconciled object again this often to repair drift (0 disables)', duration, 600_000)
   .option('--shutdown-deadline <duration>', 'on SIGTERM, let running reconciles finish this long before aborting them', duration, 10_000)
   .option('--metrics-port <port>', 'serve /metrics, /healthz, /readyz over plain HTTP on this port (0 = off)', port, 0)
+  .addOption(new Option('--tofu <path>', 'the OpenTofu executable the Terraform controller runs (default: the build cache, then PATH)').env('THREEPORT_TOFU'))
+  .option('--no-tofu-build', 'do not build OpenTofu on first use when it is missing (also THREEPORT_TOFU_BUILD=0)')
   .action(async (opts: Record<string, unknown>) => {
     const logger = createLogger({ level: opts['logLevel'] as string });
     const conc = opts['reconcileConcurrency'] as { all?: number; byKind: Record<string, number> } | undefined;
@@ -69,6 +71,8 @@ program
       ...(process.env['ENCRYPTION_KEY'] ? { encryptionKey: process.env['ENCRYPTION_KEY'] } : {}),
       logger,
       metricsPort: opts['metricsPort'] as number,
+      ...(opts['tofu'] ? { tofuPath: opts['tofu'] as string } : {}),
+      ...(opts['tofuBuild'] === false ? { tofuAutoBuild: false } : {}),
       controllers: {
         ...(conc?.all ? { concurrency: conc.all } : {}),
         ...(conc ? { concurrencyByKind: conc.byKind } : {}),

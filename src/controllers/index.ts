@@ -18,6 +18,7 @@ import { HelmWorkloadController } from './helm-workload/index.js';
 import { WorkloadController } from './workload/index.js';
 import { AwsController } from './aws/index.js';
 import { SecretController } from './secret/index.js';
+import { TerraformController, defaultTerraformWorkRoot } from './terraform/index.js';
 
 export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
 
@@ -25,6 +26,10 @@ export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
 export interface ControllerEnvironment {
   dataDir: string;
   logger: Logger;
+  /** The OpenTofu executable for the Terraform controller (`--tofu`); default: $THREEPORT_TOFU, the build cache, PATH. */
+  tofuPath?: string;
+  /** Build OpenTofu on first use when it is missing (`--no-tofu-build` turns it off). */
+  tofuAutoBuild?: boolean;
 }
 
 /** A domain's controller: its reconcilers, and work around the reconcile runtime's life. */
@@ -46,10 +51,17 @@ export function builtInControllers(env: ControllerEnvironment): Controller[] {
   ];
 }
 
-/** The AWS controller and the secret controller share one AWS provider (clients, call counters). */
+/** The AWS, secret and Terraform controllers share one AWS provider (clients, call counters). */
 function awsControllers(env: ControllerEnvironment): Controller[] {
   const aws = new AwsController({ logger: env.logger.child({ controller: 'aws' }) });
-  return [aws, new SecretController({ deps: aws.deps })];
+  const terraform = new TerraformController({
+    aws: aws.deps,
+    workRoot: defaultTerraformWorkRoot(env.dataDir),
+    logger: env.logger.child({ controller: 'terraform' }),
+    ...(env.tofuPath ? { tofuPath: env.tofuPath } : {}),
+    ...(env.tofuAutoBuild !== undefined ? { tofuAutoBuild: env.tofuAutoBuild } : {}),
+  });
+  return [aws, new SecretController({ deps: aws.deps }), terraform];
 }
 
 /** The built-in controllers' reconcilers (none without an environment). */

@@ -94,8 +94,11 @@ export function accountCredentials(account: AwsAccountRecord, region: string, de
       expiration: c.Expiration ?? new Date(deps.now() + SESSION_SECONDS * 1000),
     };
   };
-  return async () => {
-    const fresh = current && (!current.expiration || current.expiration.getTime() - deps.now() > RENEW_BEFORE_MS);
+  // `minValidityMs`: a caller that hands the credentials to a long-running process (tofu) asks for
+  // ones that stay valid at least that long; they are renewed earlier when needed.
+  return async (properties?: Record<string, unknown>) => {
+    const wanted = typeof properties?.['minValidityMs'] === 'number' ? (properties['minValidityMs'] as number) : 0;
+    const fresh = current && (!current.expiration || current.expiration.getTime() - deps.now() > Math.max(RENEW_BEFORE_MS, wanted));
     if (fresh) return current!;
     pending ??= assume().finally(() => (pending = undefined));
     current = await pending;

@@ -5,8 +5,8 @@
 //   3. `helm` on PATH.
 // Anything else is a HelmNotFoundError that says how to get one.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findOnPath, isExecutableFile } from '../executables.js';
 import { BUILD_SCRIPT_REL, packageRoot } from '../runtimes/kwok/binaries.js';
 import { HelmNotFoundError } from './errors.js';
 
@@ -18,15 +18,6 @@ export interface HelmBinary {
   source: typeof HELM_PATH_ENV | 'test-binaries cache' | 'PATH';
 }
 
-function isExecutableFile(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The cached helm's directory as the build script reports it, or undefined (script not shipped or failing). */
 export function cachedHelmDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -56,11 +47,8 @@ export function findHelm(env: NodeJS.ProcessEnv = process.env): HelmBinary {
     if (isExecutableFile(p)) return { path: p, source: 'test-binaries cache' };
     looked.push(p);
   }
-  for (const dir of (env['PATH'] ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, 'helm');
-    if (isExecutableFile(p)) return { path: p, source: 'PATH' };
-  }
+  const onPath = findOnPath('helm', env['PATH']);
+  if (onPath) return { path: onPath, source: 'PATH' };
   looked.push('helm on PATH');
   const root = packageRoot();
   const script = root ? join(root, BUILD_SCRIPT_REL) : BUILD_SCRIPT_REL;

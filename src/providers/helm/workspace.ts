@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { KubeConnection } from '../kube/connection.js';
+import { pidAlive } from '../executables.js';
 import { HelmCommandError, HelmScrubber, isTransientHelmFailure } from './errors.js';
 import type { PostRenderConfig } from './post-render.js';
 
@@ -26,15 +27,6 @@ const KILL_GRACE_MS = 3_000;
 
 /** The compiled post-renderer next to this module (dist/src/providers/helm/post-renderer.js). */
 export const POST_RENDERER_SCRIPT = fileURLToPath(new URL('./post-renderer.js', import.meta.url));
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes workspaces under `root` left by processes that no longer run. */
 export function removeStaleWorkspaces(root: string): number {

@@ -8,8 +8,8 @@
 // is off (`--no-tofu-build`, THREEPORT_TOFU_BUILD=0) or the script or Go is missing; then the error
 // names the build command. Nothing else (the quick start included) ever starts the build.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findOnPath, isExecutableFile } from '../executables.js';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { packageRoot } from '../runtimes/kwok/binaries.js';
@@ -24,16 +24,6 @@ export interface TofuBinary {
   path: string;
   /** Where it was found, for logs and error messages. */
   source: 'flag or THREEPORT_TOFU' | 'build cache' | 'PATH';
-}
-
-function isExecutableFile(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The build script's absolute path, when this installation ships it. */
@@ -82,11 +72,8 @@ export function findTofu(options: { explicit?: string; env?: NodeJS.ProcessEnv }
     if (isExecutableFile(p)) return { path: p, source: 'build cache' };
     looked.push(p);
   }
-  for (const d of (env['PATH'] ?? '').split(delimiter)) {
-    if (!d) continue;
-    const p = join(d, 'tofu');
-    if (isExecutableFile(p)) return { path: p, source: 'PATH' };
-  }
+  const onPath = findOnPath('tofu', env['PATH']);
+  if (onPath) return { path: onPath, source: 'PATH' };
   looked.push('tofu on PATH');
   throw new TofuNotFoundError(
     `OpenTofu (tofu) is not installed: looked in ${looked.join(', ')}. Build it once per machine with:  ${tofuBuildCommand()}` +

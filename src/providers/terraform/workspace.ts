@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidAlive } from '../executables.js';
 import { TofuCommandError, isTransientTofuFailure } from './errors.js';
 import { TofuScrubber } from './scrub.js';
 
@@ -55,15 +56,6 @@ export interface CommandOptions {
   okCodes?: number[];
   /** Ask tofu to stop (SIGINT) after this long (default 60 min). */
   timeoutMs?: number;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Whether `pid` is still the tofu of a run (not a recycled pid). */

@@ -100,18 +100,19 @@ rm -f "$BIN_DIR/.tofu.tmp."*   # leftovers of an interrupted run (we hold the lo
 trap 'rm -f "$tmp"' EXIT
 t0=$(date +%s)
 log "tofu $TOFU_VERSION: building github.com/opentofu/opentofu/cmd/tofu (about 23 min cold on 2 cores) ..."
+# version.dev=no: a release build (`tofu version` says v1.12.6, not v1.12.6-dev).
 # Progress: -v names each package as it is compiled; print a count once a minute instead of
 # flooding the terminal with ~1,500 package names.
-if ! (cd "$MOD_DIR" && nice -n 19 go build -v -trimpath -ldflags "-s -w" -o "$tmp" github.com/opentofu/opentofu/cmd/tofu) 2>&1 \
+if ! (cd "$MOD_DIR" && nice -n 19 go build -v -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$tmp" github.com/opentofu/opentofu/cmd/tofu) 2>&1 \
   | awk -v start="$t0" '
-      /^(#|go:|[^ ]+\.go:)/ || /error|cannot|refused|not available/ { print; fflush(); next }
+      /^(# |go: |[^ ]+\.go:[0-9])/ || /cannot |refused|not available|FAIL/ { print; fflush(); next }
       { n++; now = systime(); if (now - last >= 60) { printf "[build-tofu] %s %d packages compiled (%ds)\n", strftime("%H:%M:%S"), n, now - start; fflush(); last = now } }'
 then
   log "tofu $TOFU_VERSION: build FAILED"; exit 1
 fi
 chmod 0755 "$tmp"
-"$tmp" version >/dev/null   # the binary runs before it is published
+TF_CLI_CONFIG_FILE= "$tmp" version >/dev/null   # the binary runs before it is published
 mv -f "$tmp" "$BIN_DIR/tofu"
 trap - EXIT
-log "tofu $TOFU_VERSION: done in $(( $(date +%s) - t0 ))s ($(du -h "$BIN_DIR/tofu" | cut -f1)); $("$BIN_DIR/tofu" version | head -1)"
+log "tofu $TOFU_VERSION: done in $(( $(date +%s) - t0 ))s ($(du -h "$BIN_DIR/tofu" | cut -f1)); $(TF_CLI_CONFIG_FILE= "$BIN_DIR/tofu" version | grep -m1 OpenTofu)"
 echo "$BIN_DIR"

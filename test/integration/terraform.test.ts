@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startFaultProxy, startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
 import { Settlements, eventsOf, eventually, startEnv, startRuntime, type Env } from '../reconcile/helpers.js';
 import type { ReconcileRuntime } from '../../src/reconcile/runtime.js';
 import type { JsonObject } from '../../src/kinds/validate.js';
@@ -105,6 +105,16 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
     );
   }
 
+  /** Like eventually, but a timeout shows the instance's events and its queue row. */
+  async function settle<T>(id: number, check: () => Promise<T | undefined>, what: string): Promise<T> {
+    try {
+      return await eventually(check, what, 120_000);
+    } catch (err) {
+      const row = await env.db.query(`SELECT * FROM threeport_reconcile_queue WHERE object_id = $1`, [id]);
+      throw new Error(`${(err as Error).message}\nevents:\n${(await notes(id)).join('\n')}\nqueue: ${JSON.stringify(row.rows)}\nsettlements: ${JSON.stringify(settlements.of(id).slice(-5))}`);
+    }
+  }
+
   async function notes(id: number): Promise<string[]> {
     return (await eventsOf(env.db, TerraformInstance.name, id)).map((e) => `${String(e['Reason'])}: ${String(e['Note'])}`);
   }
@@ -165,8 +175,10 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
   });
 
   test('changed variables apply the change', async () => {
-    await env.store.patch(TerraformInstance, sampleId, { VarsDocument: sampleVars(5432) });
-    const done = await eventually(
+    // As tptctl and API clients do: a change with Reconciled: false queues the controller.
+    await env.store.patch(TerraformInstance, sampleId, { VarsDocument: sampleVars(5432), Reconciled: false });
+    const done = await settle(
+      sampleId,
       async () => {
         const o = await get(env, TerraformInstance, sampleId);
         if (o?.['Reconciled'] !== true) return undefined;
@@ -174,7 +186,6 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
         return outputs['rds_port']?.value === 5432 ? o : undefined;
       },
       'the new port to be applied',
-      120_000,
     );
     assert.equal(done['Status'], 'Applied');
     // terraform_data updates its input in place: nothing was created again.
@@ -186,7 +197,7 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
   test('a changed configuration applies to its instances', async () => {
     const files = sampleFiles({ motoUrl: moto.url, bucket: BUCKET, key, ledger: ledger() });
     files['outputs.tf'] += '\noutput "rds_endpoint" {\n  value = "wordpress-db.local:${var.db_port}"\n}\n';
-    await env.store.patch(TerraformDefinition, defId, { ConfigDir: configDir(files) });
+    await env.store.patch(TerraformDefinition, defId, { ConfigDir: configDir(files), Reconciled: false });
     await eventually(
       async () => {
         const o = await get(env, TerraformInstance, sampleId);
@@ -209,6 +220,30 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
     await assert.rejects(observer.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${key}.tflock` })));
     const evs = await notes(sampleId);
     assert.ok(evs.some((n) => /^TerraformDestroyed: Destroy complete! Resources: 4 destroyed\. The state object s3:\/\/tf-state\/rds-instance\/terraform\.tfstate was removed\./.test(n)), evs.join('\n'));
+  });
+
+  test('a failing backend is retried with backoff, with events the user reads', async () => {
+    // moto behind a proxy that answers the first S3 requests with 503 Service Unavailable.
+    const proxy = await startFaultProxy(moto.url, { fault: 'unavailable', fraction: 1, maxFaults: 6 });
+    try {
+      const files = sampleFiles({ motoUrl: proxy.url, bucket: BUCKET, key: 'flaky/terraform.tfstate', ledger: join(dir, 'ledger-flaky.txt') });
+      files['main.tf'] = files['main.tf']!.replace('use_lockfile                = true', 'use_lockfile                = true\n    max_retries                 = 1');
+      const def = await create(env, TerraformDefinition, { Name: 'flaky', ConfigDir: configDir(files) });
+      const inst = await create(env, TerraformInstance, { Name: 'flaky-01', AwsAccountID: accountId, TerraformDefinitionID: Number(def['ID']), VarsDocument: sampleVars() });
+      const id = Number(inst['ID']);
+      const done = await reconciled(id, 'the flaky backend to let the run through');
+      assert.equal(done['Status'], 'Applied');
+      assert.notEqual(done['CreationFailed'], true);
+      assert.ok(proxy.stats.injected.unavailable >= 2, `faults injected: ${proxy.stats.injected.unavailable}`);
+      const outcomes = settlements.of(id).map((x) => x.outcome);
+      assert.ok(outcomes.includes('failed') && !outcomes.includes('terminal'), outcomes.join(','));
+      const evs = await notes(id);
+      assert.ok(evs.some((n) => /^FailedCreate: .*tofu init failed: .*StatusCode: 503/.test(n)), evs.join('\n'));
+      await env.store.delete(TerraformInstance, id);
+      await eventually(async () => ((await get(env, TerraformInstance, id)) ? undefined : true), 'the flaky instance to be deleted', 120_000);
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('without a backend the state is stored on the instance, and destroy works from it', async () => {
@@ -265,7 +300,7 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
     const failure = events.find((n) => n.startsWith('FailedCreate: '));
     assert.ok(failure, events.join('\n'));
     assert.match(failure, /TerraformInstance "broken-01" \(ID \d+\): tofu init failed: Error: Unclosed configuration block/);
-    assert.match(failure, /main\.tf line 1/);
+    assert.match(failure, /on main\.tf line 4, in resource "terraform_data" "x"/);
     assert.ok(!failure.includes(dir), 'the workspace path is not shown');
   });
 

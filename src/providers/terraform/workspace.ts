@@ -139,6 +139,8 @@ export class TofuWorkspace {
     for (const sub of ['home', 'tmp', 'logs']) mkdirSync(join(dir, sub), { mode: 0o700 });
     const env: NodeJS.ProcessEnv = {};
     for (const k of PASSED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
+    // A CLI configuration that does not exist only makes tofu print a warning on every run.
+    if (env['TF_CLI_CONFIG_FILE'] && !existsSync(env['TF_CLI_CONFIG_FILE'])) delete env['TF_CLI_CONFIG_FILE'];
     Object.assign(env, {
       HOME: join(dir, 'home'),
       TMPDIR: join(dir, 'tmp'),

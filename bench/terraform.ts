@@ -30,7 +30,7 @@ const KEY_ID = 'AKIAIOSFODNN7EXAMPLE';
 const SECRET = 'bench-secret-access-key-000000000000';
 
 const tofu = findTofu().path;
-const version = spawnSync(tofu, ['version'], { encoding: 'utf8' }).stdout.split('\n')[0];
+const version = spawnSync(tofu, ['version'], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } }).stdout.split('\n').find((l) => l.startsWith('OpenTofu'));
 const moto = await startMoto();
 const env = await startEnv();
 const dir = mkdtempSync(join(tmpdir(), 'threeport-bench-tf-'));

@@ -7,7 +7,7 @@
 // secret; a missing tofu fails loudly naming the build command.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -61,7 +61,15 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
     env = await startEnv();
     dir = mkdtempSync(join(tmpdir(), 'threeport-tf-'));
     controller = new TerraformController({
-      aws: controllerDeps({ logger: logs.log, provider: { endpoint: moto.url, retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 50 } } }),
+      aws: controllerDeps({
+        logger: logs.log,
+        provider: {
+          endpoint: moto.url,
+          retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 50 },
+          // The controller's own identity, which assumes an account's RoleArn.
+          baseCredentials: { accessKeyId: 'AKIABASECONTROLLER01', secretAccessKey: 'base-controller-secret-key' },
+        },
+      }),
       workRoot: join(dir, 'terraform'),
       logger: logs.log,
       tofuPath: tofu,
@@ -275,6 +283,28 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
       RESOURCE_NAMES.map((n) => `${n} ${resources[n]}`).sort(),
     );
     assert.deepEqual(readdirSync(controller.runner.runsDir), []);
+  });
+
+  test("an account with a RoleArn hands tofu the assumed role's session, not the controller's keys", async () => {
+    const role = await create(env, AwsAccount, {
+      Name: 'role-account',
+      AccountID: MOTO_ACCOUNT_ID,
+      DefaultRegion: 'us-east-1',
+      RoleArn: `arn:aws:iam::${MOTO_ACCOUNT_ID}:role/threeport-terraform`,
+    });
+    const seen = join(dir, 'credentials-seen.txt');
+    const def = await create(env, TerraformDefinition, {
+      Name: 'who',
+      ConfigDir: `resource "terraform_data" "who" {\n  provisioner "local-exec" {\n    command = "printf '%s %s %s' \\"$\${AWS_ACCESS_KEY_ID}\\" \\"$\${AWS_SESSION_TOKEN:+session-token}\\" \\"$\${AWS_REGION}\\" > ${seen}"\n  }\n}\n`,
+    });
+    const inst = await create(env, TerraformInstance, { Name: 'who-01', AwsAccountID: Number(role['ID']), TerraformDefinitionID: Number(def['ID']) });
+    const id = Number(inst['ID']);
+    await settle(id, async () => ((await get(env, TerraformInstance, id))?.['Reconciled'] === true ? true : undefined), 'the role account run');
+    const [keyId, token, region] = readFileSync(seen, 'utf8').split(' ');
+    assert.match(keyId!, /^ASIA/, 'moto issues session keys for AssumeRole');
+    assert.equal(token, 'session-token');
+    assert.equal(region, 'us-east-1');
+    assertNoSecret([...(await notes(id)), ...logs.lines], [keyId!, 'base-controller-secret-key']);
   });
 
   async function failed(id: number, what: string): Promise<{ obj: JsonObject; events: string[] }> {

@@ -13,6 +13,7 @@ import { ObjectStore } from './store/object-store.js';
 import { FieldCipher } from './crypto/field-encryption.js';
 import { ensurePki } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
+import { registerDashboardRoutes } from './dashboard/routes.js';
 import { loadReconcilers, type Controller } from './controllers/index.js';
 import { ReconcileMetrics } from './reconcile/metrics.js';
 import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
@@ -107,7 +108,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         ...(pki ? { tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key } } : {}),
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
         ready: () => !closing,
-        extend: (api) => api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text())),
+        extend: (api) => {
+          api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+          registerDashboardRoutes(api, store, log);
+        },
       });
       await app.listen({ port: config.port, host: config.host });
       const address = app.server.address();

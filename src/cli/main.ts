@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ApiConnectionError, ApiError } from '../client/errors.js';
 import { CliError } from './errors.js';
 import { registerControlPlaneCommands } from './control-plane-commands.js';
+import { registerDashboardCommand } from './dashboard-command.js';
 import { registerObjectCommands } from './object-commands.js';
 import { Output, type Stream } from './output.js';
 import { commandWord, listPlugins, runPlugin } from './plugins.js';
@@ -35,6 +36,7 @@ function buildProgram(io: Io, output: Output, session: () => Session): Command {
     });
   registerControlPlaneCommands(program, session);
   registerObjectCommands(program, session);
+  registerDashboardCommand(program, session);
   return program;
 }
 

@@ -24,7 +24,7 @@ export interface FieldSpec {
   readonly query?: string | false;
   /** Allowed values for strings. */
   readonly enum?: readonly string[];
-  /** For `id` fields: the kind referred to. For `association` fields: the child kind. */
+  /** For `id` fields: the kind referred to. For `json` fields: the kind of the IDs an array of them holds. For `association` fields: the child kind. */
   readonly ref?: string;
   /** For `id` fields: a live referrer blocks deletion of the referred object (409). */
   readonly blocksDelete?: boolean;

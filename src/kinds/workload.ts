@@ -48,7 +48,7 @@ export const WorkloadInstance = defineKind({
     WorkloadDefinitionID: f.id('WorkloadDefinition', { required: true, blocksDelete: true }),
     // Beyond upstream (docs/workloads.md, "Nested workloads"): the WorkloadInstances this one
     // depends on. They must be Healthy before it is applied, and are deleted after it.
-    DependsOn: f.json({ description: 'IDs of the WorkloadInstances this one depends on: a JSON array of integers.' }),
+    DependsOn: f.json({ ref: 'WorkloadInstance', description: 'IDs of the WorkloadInstances this one depends on: a JSON array of integers.' }),
   },
   check: (wi) => dependsOnProblem(wi['DependsOn']),
   checkStored: (wi, context) => dependencyCycle(wi, context),

@@ -13,7 +13,7 @@ import type { JsonObject } from '../kinds/validate.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import type { FieldCipher } from '../crypto/field-encryption.js';
 import type { Database, Queryable } from './database.js';
-import { NOTIFY_CHANNEL, QUEUE_TABLE, nameConstraint, uniqueConstraint, uniqueTrueConstraint } from './schema.js';
+import { CHANGE_CHANNEL, NOTIFY_CHANNEL, QUEUE_TABLE, nameConstraint, uniqueConstraint, uniqueTrueConstraint } from './schema.js';
 
 export type Operation = 'Created' | 'Updated' | 'Deleted';
 
@@ -44,6 +44,14 @@ function enqueueSql(kind: Kind, operationParam: string, payloadParam: string, wh
       RETURNING q.kind`;
 }
 
+/**
+ * A CTE that announces the rows of `rows` on the change channel (one NOTIFY per written row, the
+ * payload `<Kind>:<id>:<op>`). The statement must reference it (`changed`), or PostgreSQL skips it.
+ */
+function changeSql(kind: Kind, rows: string, op: 'C' | 'U' | 'D'): string {
+  return `changed AS (SELECT pg_notify('${CHANGE_CHANNEL}', '${kind.name}:' || ${rows}.id || ':${op}') FROM ${rows})`;
+}
+
 /** The object's JSON as clients see it: model fields, stored fields and nested associations. */
 export function objectJson(kind: Kind, alias: string, withDeletedAt = false): string {
   const model = `jsonb_build_object('ID', ${alias}.id, 'CreatedAt', ${alias}.created_at, 'UpdatedAt', ${alias}.updated_at${
@@ -72,14 +80,15 @@ interface KindStatements {
 export function statementsFor(kind: Kind): KindStatements {
   const t = kind.table;
   const notify = `n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', kind) FROM q)`;
+  const announced = `(SELECT count(*) FROM changed) AS announced`;
   const unreconciled = `$3::boolean AND NOT coalesce((src.data->>'Reconciled')::boolean, false)`;
   const nameMatch = kind.uniqueName ? `($4::text IS NULL OR t.data->>'Name' = $4::text)` : `$4::text IS NULL`;
   return {
     // $1 data, $2 queue payload, $3 may enqueue
     create: `WITH src AS (INSERT INTO ${t} (data) VALUES ($1::jsonb) RETURNING *),
       q AS (${enqueueSql(kind, "'Created'", '$2::jsonb', unreconciled)}),
-      ${notify}
-      SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued FROM src`,
+      ${notify}, ${changeSql(kind, 'src', 'C')}
+      SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued, ${announced} FROM src`,
     get: `SELECT (${objectJson(kind, 't')})::text AS json FROM ${t} t WHERE t.id = $1 AND t.deleted_at IS NULL`,
     // $1 filter, $2 limit (NULL = all), $3 offset, $4 name. The name, the most common filter, goes
     // through the unique name index; the other query keys through containment on the GIN index.
@@ -90,11 +99,13 @@ export function statementsFor(kind: Kind): KindStatements {
     patch: `WITH src AS (UPDATE ${t} SET data = data || $2::jsonb, updated_at = now()
         WHERE id = $1 AND deleted_at IS NULL AND data @> $4::jsonb RETURNING *),
       q AS (${enqueueSql(kind, "'Updated'", '$5::jsonb', unreconciled)}),
-      ${notify}
-      SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued FROM src`,
+      ${notify}, ${changeSql(kind, 'src', 'U')}
+      SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued, ${announced} FROM src`,
     // $1 id, $2 replacement, $3 immutable fields that must match. PUT never queues (spec §1.6).
-    put: `UPDATE ${t} t SET data = $2::jsonb, updated_at = now()
-      WHERE t.id = $1 AND t.deleted_at IS NULL AND t.data @> $3::jsonb RETURNING (${objectJson(kind, 't')})::text AS json`,
+    put: `WITH t AS (UPDATE ${t} SET data = $2::jsonb, updated_at = now()
+        WHERE id = $1 AND deleted_at IS NULL AND data @> $3::jsonb RETURNING *),
+      ${changeSql(kind, 't', 'U')}
+      SELECT (${objectJson(kind, 't')})::text AS json, ${announced} FROM t`,
   };
 }
 
@@ -318,8 +329,8 @@ export class ObjectStore {
           data = data || jsonb_build_object('DeletionScheduled', to_jsonb(now()), 'Reconciled', false)
           WHERE id = $1 RETURNING *),
         q AS (${enqueueSql(kind, "'Deleted'", 'NULL::jsonb', 'true')}),
-        n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', kind) FROM q)
-       SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued FROM src`,
+        n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', kind) FROM q), ${changeSql(kind, 'src', 'U')}
+       SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued, (SELECT count(*) FROM changed) AS announced FROM src`,
       [id],
     );
     return (res.rows[0] as { json: string }).json;
@@ -328,9 +339,10 @@ export class ObjectStore {
   /** The final, irreversible step: hide the row (its name becomes reusable) and drop pending work. */
   async softDelete(kind: Kind, id: number, client: Queryable = this.db.pool): Promise<string> {
     const res = await client.query(
-      `WITH gone AS (DELETE FROM ${QUEUE_TABLE} WHERE kind = $2 AND object_id = $1)
-       UPDATE ${kind.table} t SET deleted_at = now() WHERE t.id = $1 AND t.deleted_at IS NULL
-       RETURNING (${objectJson(kind, 't', true)})::text AS json`,
+      `WITH gone AS (DELETE FROM ${QUEUE_TABLE} WHERE kind = $2 AND object_id = $1),
+         t AS (UPDATE ${kind.table} SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING *),
+         ${changeSql(kind, 't', 'D')}
+       SELECT (${objectJson(kind, 't', true)})::text AS json, (SELECT count(*) FROM changed) AS announced FROM t`,
       [id, kind.name],
     );
     const row = res.rows[0] as { json: string } | undefined;
@@ -355,10 +367,12 @@ export class ObjectStore {
   /** Soft-deletes every live object of `kind` matching `filter`; returns how many. */
   async deleteWhere(kind: Kind, filter: JsonObject): Promise<number> {
     const res = await this.db.query(
-      `UPDATE ${kind.table} SET deleted_at = now() WHERE deleted_at IS NULL AND data @> $1::jsonb`,
+      `WITH t AS (UPDATE ${kind.table} SET deleted_at = now() WHERE deleted_at IS NULL AND data @> $1::jsonb RETURNING id),
+         ${changeSql(kind, 't', 'D')}
+       SELECT count(*) AS deleted FROM changed`,
       [JSON.stringify(filter)],
     );
-    return res.rowCount ?? 0;
+    return Number((res.rows[0] as { deleted: number | string }).deleted);
   }
 
   decrypt(value: string): string {

@@ -8,6 +8,8 @@ import type { Kind } from '../kinds/declare.js';
 export const ID_SEQUENCE = 'threeport_object_ids';
 export const QUEUE_TABLE = 'threeport_reconcile_queue';
 export const NOTIFY_CHANNEL = 'threeport_reconcile';
+/** Every object write notifies here with `<Kind>:<id>:<C|U|D>` (the dashboard's change feed). */
+export const CHANGE_CHANNEL = 'threeport_objects';
 export const RESYNC_TABLE = 'threeport_resync';
 
 export function nameConstraint(kind: Kind): string {

@@ -1,0 +1,243 @@
+// The dashboard in a real browser: Debian's chromium, driven by playwright-core, against a real
+// `threeport server` started by `tptctl up` (embedded PostgreSQL, mutual TLS, real controllers, a
+// simulated kwok cluster as the default runtime), reached through `tptctl dashboard`, the proxy a
+// user runs. Every test saves a screenshot under test-artefacts/dashboard/.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { workload } from '../../src/kinds/index.js';
+import { startDashboardProxy } from '../../src/dashboard/proxy.js';
+import { freePort } from '../harness/ports.js';
+import { until } from '../harness/until.js';
+import { ROOT, TPTCTL, TptctlHome } from '../e2e/tptctl-harness.js';
+
+export const CHROMIUM = process.env['THREEPORT_CHROMIUM'] ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARTEFACTS = join(ROOT, 'test-artefacts', 'dashboard');
+const SLOW = 240_000;
+
+async function shot(page: Page, name: string): Promise<void> {
+  mkdirSync(ARTEFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), fullPage: true });
+}
+
+/** A raw HTTP request with any Host header (fetch will not send a foreign one). */
+function raw(port: number, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The kube-apiserver processes of this test's simulated clusters (their command lines name our temp HOME). */
+function kubeApiServers(home: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.split('\0')[0]!.endsWith('kube-apiserver') && cmd.includes(home);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe('dashboard', { timeout: 900_000 }, () => {
+  const t = new TptctlHome();
+  let proxy: ChildProcess | undefined;
+  let url = '';
+  let port = 0;
+  let browser: Browser | undefined;
+  let page: Page;
+  const stopped: number[] = [];
+
+  before(async () => {
+    const up = await t.run(['up', '-n', 'dash', '--port', '0'], { timeoutMs: SLOW });
+    assert.equal(up.code, 0, up.stderr);
+    const created = await t.run(['create', 'workload', '-c', join(ROOT, 'samples/workload/wordpress-workload-local.yaml')], { cwd: ROOT });
+    assert.equal(created.code, 0, created.stderr);
+    proxy = spawn(process.execPath, [TPTCTL, 'dashboard', '--port', '0'], { env: t.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      proxy!.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /http:\/\/127\.0\.0\.1:\d+\/dashboard\//.exec(out);
+        if (m) resolve(m[0]);
+      });
+      proxy!.once('exit', (code) => reject(new Error(`tptctl dashboard exited with ${code}: ${out}`)));
+    });
+    port = Number(new URL(url).port);
+    // evil.test resolves to the proxy, as a DNS-rebinding attacker's name would.
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP evil.test 127.0.0.1'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  });
+
+  after(async () => {
+    for (const pid of stopped) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+    }
+    await browser?.close();
+    proxy?.kill('SIGTERM');
+    await t.cleanup();
+  });
+
+  it("shows the quick start's app Healthy", { timeout: SLOW }, async () => {
+    await page.goto(url);
+    const row = page.locator('.row[data-app="wordpress"]');
+    await row.waitFor({ timeout: 30_000 });
+    await page.locator('.row[data-app="wordpress"][data-status="Healthy"]').waitFor({ timeout: 200_000 });
+    assert.match(await row.innerText(), /Healthy/);
+    assert.match(await page.locator('.counts').innerText(), /Healthy\s*1/);
+    await shot(page, 'apps-healthy');
+  });
+
+  it("draws the app's graph with its runtime node", async () => {
+    await page.locator('.row[data-app="wordpress"]').focus();
+    await page.keyboard.press('Enter');
+    const runtime = page.locator('.node[data-key^="KubernetesRuntimeInstance:"]');
+    await runtime.waitFor({ timeout: 30_000 });
+    assert.match((await runtime.getAttribute('aria-label')) ?? '', /KubernetesRuntimeInstance threeport-dash/);
+    await page.locator('.node[data-key^="WorkloadDefinition:"]').waitFor();
+    await page.locator('.node[data-key^="KubernetesRuntimeDefinition:"]').waitFor();
+    await shot(page, 'app-graph');
+  });
+
+  it('shows a workload created with tptctl without a reload', { timeout: SLOW }, async () => {
+    await page.goto(url);
+    await page.locator('.row[data-app="wordpress"]').waitFor();
+    await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 42));
+    const dir = join(t.home, 'second');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'manifest.yaml'), readFileSync(join(ROOT, 'samples/workload/wordpress-manifest-local.yaml'), 'utf8').replaceAll('wordpress', 'blog'));
+    writeFileSync(join(dir, 'workload.yaml'), 'Workload:\n  Name: "blog"\n  YAMLDocument: "manifest.yaml"\n');
+    const created = await t.run(['create', 'workload', '-c', join(dir, 'workload.yaml')], { cwd: dir });
+    assert.equal(created.code, 0, created.stderr);
+    await page.locator('.row[data-app="blog"]').waitFor({ timeout: 30_000 });
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker), 42, 'the page was not reloaded');
+    await page.locator('.row[data-app="blog"][data-status="Healthy"]').waitFor({ timeout: 200_000 });
+    await shot(page, 'apps-created-live');
+  });
+
+  it("turns the apps' nodes red while their runtime is stopped out of band, and they recover", { timeout: SLOW }, async () => {
+    const id = (await t.api('dash').findByName(workload.WorkloadInstance, 'wordpress'))!.ID;
+    await page.goto(`${url}#/graph/WorkloadInstance/${id}`);
+    const app = page.locator(`.node[data-key="WorkloadInstance:${id}"]`);
+    await page.locator(`.node[data-key="WorkloadInstance:${id}"][data-status="Healthy"]`).waitFor({ timeout: 30_000 });
+    const pids = kubeApiServers(t.home);
+    assert.ok(pids.length > 0, 'the simulated cluster has a kube-apiserver process');
+    for (const pid of pids) {
+      process.kill(pid, 'SIGSTOP');
+      stopped.push(pid);
+    }
+    try {
+      await page.locator(`.node[data-key="WorkloadInstance:${id}"][data-status="Unreachable"]`).waitFor({ timeout: 60_000 });
+      await page.locator('.node[data-key^="KubernetesRuntimeInstance:"][data-status="Unreachable"]').waitFor();
+      assert.match((await app.getAttribute('aria-label')) ?? '', /Unreachable \(runtime unreachable; last status Healthy\)/);
+      assert.equal(await app.locator('rect').evaluate((r) => (globalThis as unknown as { getComputedStyle(e: unknown): { stroke: string } }).getComputedStyle(r).stroke), 'rgb(180, 35, 24)', 'drawn red');
+      await shot(page, 'runtime-stopped');
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+      stopped.length = 0;
+    }
+    await page.locator(`.node[data-key="WorkloadInstance:${id}"][data-status="Healthy"]`).waitFor({ timeout: 60_000 });
+    await shot(page, 'runtime-recovered');
+  });
+
+  it('deletes an app from the page after confirming the ordered list', { timeout: SLOW }, async () => {
+    const api = t.api('dash');
+    const blog = (await api.findByName(workload.WorkloadInstance, 'blog'))!;
+    await page.goto(`${url}#/graph/WorkloadInstance/${blog.ID}`);
+    await page.getByRole('button', { name: 'Delete app…' }).click();
+    const dialog = page.locator('dialog.confirm');
+    await dialog.waitFor();
+    const steps = await dialog.locator('ol.plan li').allInnerTexts();
+    assert.equal(steps.length, 1);
+    assert.match(steps[0]!, /WorkloadInstance blog — the app itself/);
+    await shot(page, 'delete-confirm');
+    await dialog.getByRole('button', { name: 'Delete 1 object' }).click();
+    await until('blog gone from the API', async () => ((await api.findByName(workload.WorkloadInstance, 'blog')) ? undefined : true), 180_000);
+    await page.waitForURL(/#\/apps$/, { timeout: 30_000 });
+    await page.locator('.row[data-app="wordpress"]').waitFor();
+    assert.equal(await page.locator('.row[data-app="blog"]').count(), 0);
+    await shot(page, 'deleted');
+  });
+
+  it('shows a not-found page for an unknown ID', async () => {
+    await page.goto(`${url}#/object/WorkloadInstance/987654321`);
+    await page.getByRole('heading', { name: 'Not found' }).waitFor();
+    assert.match(await page.locator('.notfound').innerText(), /There is no WorkloadInstance with ID 987654321/);
+    await shot(page, 'not-found');
+  });
+
+  it('shows the object detail without secrets, with events and live resources', async () => {
+    const api = t.api('dash');
+    const wp = (await api.findByName(workload.WorkloadInstance, 'wordpress'))!;
+    await page.goto(`${url}#/object/WorkloadInstance/${wp.ID}`);
+    await page.getByRole('heading', { name: 'Kubernetes resources' }).waitFor({ timeout: 30_000 });
+    assert.match(await page.locator('table.resources').innerText(), /Deployment/);
+    assert.ok((await page.locator('ol.timeline li').count()) > 0, 'events are shown');
+    const runtime = (await api.listAll((await import('../../src/kinds/index.js')).kubernetesRuntime.KubernetesRuntimeInstance, {}))[0]!;
+    await page.goto(`${url}#/object/KubernetesRuntimeInstance/${runtime.ID}`);
+    await page.locator('dl.fields').waitFor();
+    const fields = await page.locator('dl.fields').innerText();
+    assert.match(fields, /CertificateKey\s*\(hidden\)/);
+    assert.doesNotMatch(fields, /PRIVATE KEY/);
+    await shot(page, 'object-detail');
+  });
+
+  it('the proxy refuses a foreign Host header and writes without the session token', async () => {
+    const foreign = await raw(port, 'GET', '/dashboard/api/apps', { host: `evil.test:${port}` });
+    assert.equal(foreign.status, 403);
+    assert.match(foreign.body, /is not this proxy's address/);
+    const noToken = await raw(port, 'DELETE', '/v0/workload-instances/987654321', { host: `127.0.0.1:${port}` });
+    assert.equal(noToken.status, 403);
+    assert.match(noToken.body, /needs the session token/);
+    const token = (JSON.parse((await raw(port, 'GET', '/dashboard/session', { host: `127.0.0.1:${port}` })).body) as { token: string }).token;
+    const withToken = await raw(port, 'DELETE', '/v0/workload-instances/987654321', { host: `127.0.0.1:${port}`, 'x-threeport-session': token });
+    assert.equal(withToken.status, 404, 'with the token the request reaches the control plane');
+    // In the browser: a rebinding name that resolves to the proxy gets nothing.
+    await page.goto(`http://evil.test:${port}/dashboard/`);
+    assert.match(await page.locator('body').innerText(), /is not this proxy's address/);
+    await shot(page, 'proxy-foreign-host');
+  });
+
+  it('shows a banner while the control plane is unreachable, and retries', async () => {
+    const dead = await startDashboardProxy({ upstream: `http://127.0.0.1:${await freePort()}`, port: 0, controlPlane: 'gone' });
+    try {
+      await page.goto(dead.url);
+      const banner = page.getByRole('alert');
+      await banner.waitFor({ timeout: 20_000 });
+      assert.match(await banner.innerText(), /Control plane unreachable\..*Retrying every 2 seconds/s);
+      await shot(page, 'unreachable-banner');
+    } finally {
+      await dead.close();
+    }
+  });
+
+  it('tptctl dashboard with no current control plane is a clear CLI error', async () => {
+    const empty = new TptctlHome();
+    try {
+      const r = await empty.run(['dashboard']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no control plane is configured in .*config\.yaml: start one with "tptctl up -n <name>"/);
+    } finally {
+      await empty.cleanup();
+    }
+    assert.ok(existsSync(ARTEFACTS));
+  });
+});

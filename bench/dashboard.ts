@@ -126,6 +126,7 @@ try {
   const before = rssKb(server.child.pid!);
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
+  const acks: number[] = [];
   let received = 0;
   const clients = await Promise.all(
     Array.from({ length: CLIENTS }, () =>
@@ -149,8 +150,9 @@ try {
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const id = ids[i % ids.length]!;
-    sentAt.set(id, performance.now());
-    writes.push(call(base, 'PATCH', `/v0/workload-instances/${id}`, { Status: i % 2 ? 'Healthy' : 'Down' }));
+    const sent = performance.now();
+    sentAt.set(id, sent);
+    writes.push(call(base, 'PATCH', `/v0/workload-instances/${id}`, { Status: i % 2 ? 'Healthy' : 'Down' }).then(() => acks.push(performance.now() - sent)));
   }
   await Promise.all(writes);
   const deadline = Date.now() + 15_000;
@@ -163,6 +165,7 @@ try {
   console.log(
     `status change → seen by each of ${CLIENTS} clients: median ${median(latencies).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms (${received}/${total * CLIENTS} deliveries)`,
   );
+  console.log(`(the PATCH itself, sent → acknowledged: median ${median(acks).toFixed(1)} ms, p99 ${pct(acks, 99).toFixed(1)} ms; load on this shared machine: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
   console.log(`server RSS: ${(before / 1024).toFixed(1)} MiB before, +${((connected - before) / 1024).toFixed(1)} MiB with ${CLIENTS} clients connected, +${((loaded - before) / 1024).toFixed(1)} MiB after the load`);
 } finally {
   await server.kill();

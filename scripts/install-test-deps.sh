@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs or builds everything the test suite needs that npm does not bring:
-# a PostgreSQL server (Debian's), util-linux's unshare (runs the embedded
-# PostgreSQL when we are root), the Kubernetes test binaries and OpenTofu (built
-# once per machine from Go modules into a cache outside the repo).
+# a PostgreSQL server (Debian's), chromium (the dashboard tests), util-linux's
+# unshare (runs the embedded PostgreSQL when we are root), the Kubernetes test
+# binaries and OpenTofu (built once per machine from Go modules into a cache
+# outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,13 @@ say "PostgreSQL server: $(ls -d /usr/lib/postgresql/*/bin | tail -1)"
 if [ "$(id -u)" = 0 ] && ! command -v unshare >/dev/null 2>&1; then
   apt_install util-linux
 fi
+
+# Debian's chromium for the dashboard's browser tests and bench (driven by playwright-core, which
+# cannot download browsers here).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+say "chromium: $(chromium --version 2>/dev/null || echo missing)"
 
 # moto's server (a local imitation of the AWS APIs) for the AWS integration tests.
 if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then

@@ -39,7 +39,10 @@ echo
 
 cat <<DONE
 
-Threeport is running. Try:
+Threeport is running. Open the dashboard (a local proxy with your client certificate; Ctrl-C stops it):
+  node dist/src/bin/tptctl.js dashboard
+
+Or try:
   node dist/src/bin/tptctl.js describe workload-instance -n wordpress
   node dist/src/bin/tptctl.js delete workload -c samples/workload/wordpress-workload-local.yaml
   node dist/src/bin/tptctl.js down -n $NAME

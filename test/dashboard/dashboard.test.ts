@@ -12,6 +12,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { workload } from '../../src/kinds/index.js';
 import { startDashboardProxy } from '../../src/dashboard/proxy.js';
 import { freePort } from '../harness/ports.js';
+import { findKubeBinaries } from '../../src/providers/runtimes/kwok/binaries.js';
 import { until } from '../harness/until.js';
 import { ROOT, TPTCTL, TptctlHome } from '../e2e/tptctl-harness.js';
 
@@ -63,7 +64,8 @@ describe('dashboard', { timeout: 900_000 }, () => {
   const stopped: number[] = [];
 
   before(async () => {
-    const up = await t.run(['up', '-n', 'dash', '--port', '0'], { timeoutMs: SLOW });
+    // The simulated cluster's binaries are in the real HOME's cache; tptctl runs with a throwaway HOME.
+    const up = await t.run(['up', '-n', 'dash', '--port', '0'], { timeoutMs: SLOW, env: { THREEPORT_K8S_BIN_DIR: findKubeBinaries().dir } });
     assert.equal(up.code, 0, up.stderr);
     const created = await t.run(['create', 'workload', '-c', join(ROOT, 'samples/workload/wordpress-workload-local.yaml')], { cwd: ROOT });
     assert.equal(created.code, 0, created.stderr);

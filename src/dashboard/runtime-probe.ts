@@ -72,16 +72,17 @@ export class RuntimeProbe {
 
   async #probe(runtime: JsonObject): Promise<void> {
     const id = Number(runtime['ID']);
-    let next: Reachability;
     if (!runtime['APIEndpoint']) {
-      next = { id, reachable: false, error: 'no API endpoint yet', checkedAt: new Date().toISOString() };
-    } else {
-      try {
-        await this.#clients!.forRuntime(runtime).version();
-        next = { id, reachable: true, checkedAt: new Date().toISOString() };
-      } catch (err) {
-        next = { id, reachable: false, error: err instanceof Error ? err.message : String(err), checkedAt: new Date().toISOString() };
-      }
+      // Not provisioned yet: nothing to ask, and its status already says where it stands.
+      this.#state.delete(id);
+      return;
+    }
+    let next: Reachability;
+    try {
+      await this.#clients!.forRuntime(runtime).version();
+      next = { id, reachable: true, checkedAt: new Date().toISOString() };
+    } catch (err) {
+      next = { id, reachable: false, error: err instanceof Error ? err.message : String(err), checkedAt: new Date().toISOString() };
     }
     const before = this.#state.get(id);
     this.#state.set(id, next);

@@ -134,6 +134,8 @@ function App() {
       void load();
     };
     window.addEventListener('hashchange', onHash);
+    // Load at once too: when the stream cannot connect (control plane down) there is no hello.
+    void load();
     const stop = connectLive({
       change: onChange,
       reload: () => void load(),

@@ -1,43 +1,21 @@
 // The dashboard in a real browser: Debian's chromium, driven by playwright-core, against a real
 // `threeport server` started by `tptctl up` (embedded PostgreSQL, mutual TLS, real controllers, a
 // simulated kwok cluster as the default runtime), reached through `tptctl dashboard`, the proxy a
-// user runs. Every test saves a screenshot under test-artefacts/dashboard/.
+// user runs. Every test saves a screenshot under test-artefacts/dashboard/. The proxy's refusals,
+// the not-found page and the unreachable banner are in dashboard-proxy.test.ts.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { workload } from '../../src/kinds/index.js';
-import { startDashboardProxy } from '../../src/dashboard/proxy.js';
-import { freePort } from '../harness/ports.js';
+import type { Browser, Page } from 'playwright-core';
+import { kubernetesRuntime, workload } from '../../src/kinds/index.js';
+import { launchBrowser, shot, startDashboardCommand } from './browser.js';
 import { findKubeBinaries } from '../../src/providers/runtimes/kwok/binaries.js';
 import { until } from '../harness/until.js';
-import { ROOT, TPTCTL, TptctlHome } from '../e2e/tptctl-harness.js';
+import { ROOT, TptctlHome } from '../e2e/tptctl-harness.js';
 
-export const CHROMIUM = process.env['THREEPORT_CHROMIUM'] ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const ARTEFACTS = join(ROOT, 'test-artefacts', 'dashboard');
 const SLOW = 240_000;
-
-async function shot(page: Page, name: string): Promise<void> {
-  mkdirSync(ARTEFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), fullPage: true });
-}
-
-/** A raw HTTP request with any Host header (fetch will not send a foreign one). */
-function raw(port: number, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** The kube-apiserver processes of this test's simulated clusters (their command lines name our temp HOME). */
 function kubeApiServers(home: string): number[] {
@@ -58,7 +36,6 @@ describe('dashboard', { timeout: 900_000 }, () => {
   const t = new TptctlHome();
   let proxy: ChildProcess | undefined;
   let url = '';
-  let port = 0;
   let browser: Browser | undefined;
   let page: Page;
   const stopped: number[] = [];
@@ -69,19 +46,10 @@ describe('dashboard', { timeout: 900_000 }, () => {
     assert.equal(up.code, 0, up.stderr);
     const created = await t.run(['create', 'workload', '-c', join(ROOT, 'samples/workload/wordpress-workload-local.yaml')], { cwd: ROOT });
     assert.equal(created.code, 0, created.stderr);
-    proxy = spawn(process.execPath, [TPTCTL, 'dashboard', '--port', '0'], { env: t.env(), stdio: ['ignore', 'pipe', 'pipe'] });
-    url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      proxy!.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /http:\/\/127\.0\.0\.1:\d+\/dashboard\//.exec(out);
-        if (m) resolve(m[0]);
-      });
-      proxy!.once('exit', (code) => reject(new Error(`tptctl dashboard exited with ${code}: ${out}`)));
-    });
-    port = Number(new URL(url).port);
-    // evil.test resolves to the proxy, as a DNS-rebinding attacker's name would.
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP evil.test 127.0.0.1'] });
+    const started = await startDashboardCommand(t);
+    proxy = started.child;
+    url = started.url;
+    browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   });
 
@@ -179,13 +147,6 @@ describe('dashboard', { timeout: 900_000 }, () => {
     await shot(page, 'deleted');
   });
 
-  it('shows a not-found page for an unknown ID', async () => {
-    await page.goto(`${url}#/object/WorkloadInstance/987654321`);
-    await page.getByRole('heading', { name: 'Not found' }).waitFor();
-    assert.match(await page.locator('.notfound').innerText(), /There is no WorkloadInstance with ID 987654321/);
-    await shot(page, 'not-found');
-  });
-
   it('shows the object detail without secrets, with events and live resources', async () => {
     const api = t.api('dash');
     const wp = (await api.findByName(workload.WorkloadInstance, 'wordpress'))!;
@@ -193,53 +154,12 @@ describe('dashboard', { timeout: 900_000 }, () => {
     await page.getByRole('heading', { name: 'Kubernetes resources' }).waitFor({ timeout: 30_000 });
     assert.match(await page.locator('table.resources').innerText(), /Deployment/);
     assert.ok((await page.locator('ol.timeline li').count()) > 0, 'events are shown');
-    const runtime = (await api.listAll((await import('../../src/kinds/index.js')).kubernetesRuntime.KubernetesRuntimeInstance, {}))[0]!;
+    const runtime = (await api.listAll(kubernetesRuntime.KubernetesRuntimeInstance, {}))[0]!;
     await page.goto(`${url}#/object/KubernetesRuntimeInstance/${runtime.ID}`);
     await page.locator('dl.fields').waitFor();
     const fields = await page.locator('dl.fields').innerText();
     assert.match(fields, /CertificateKey\s*\(hidden\)/);
     assert.doesNotMatch(fields, /PRIVATE KEY/);
     await shot(page, 'object-detail');
-  });
-
-  it('the proxy refuses a foreign Host header and writes without the session token', async () => {
-    const foreign = await raw(port, 'GET', '/dashboard/api/apps', { host: `evil.test:${port}` });
-    assert.equal(foreign.status, 403);
-    assert.match(foreign.body, /is not this proxy's address/);
-    const noToken = await raw(port, 'DELETE', '/v0/workload-instances/987654321', { host: `127.0.0.1:${port}` });
-    assert.equal(noToken.status, 403);
-    assert.match(noToken.body, /needs the session token/);
-    const token = (JSON.parse((await raw(port, 'GET', '/dashboard/session', { host: `127.0.0.1:${port}` })).body) as { token: string }).token;
-    const withToken = await raw(port, 'DELETE', '/v0/workload-instances/987654321', { host: `127.0.0.1:${port}`, 'x-threeport-session': token });
-    assert.equal(withToken.status, 404, 'with the token the request reaches the control plane');
-    // In the browser: a rebinding name that resolves to the proxy gets nothing.
-    await page.goto(`http://evil.test:${port}/dashboard/`);
-    assert.match(await page.locator('body').innerText(), /is not this proxy's address/);
-    await shot(page, 'proxy-foreign-host');
-  });
-
-  it('shows a banner while the control plane is unreachable, and retries', async () => {
-    const dead = await startDashboardProxy({ upstream: `http://127.0.0.1:${await freePort()}`, port: 0, controlPlane: 'gone' });
-    try {
-      await page.goto(dead.url);
-      const banner = page.getByRole('alert');
-      await banner.waitFor({ timeout: 20_000 });
-      assert.match(await banner.innerText(), /Control plane unreachable\..*Retrying every 2 seconds/s);
-      await shot(page, 'unreachable-banner');
-    } finally {
-      await dead.close();
-    }
-  });
-
-  it('tptctl dashboard with no current control plane is a clear CLI error', async () => {
-    const empty = new TptctlHome();
-    try {
-      const r = await empty.run(['dashboard']);
-      assert.equal(r.code, 1);
-      assert.match(r.stderr, /no control plane is configured in .*config\.yaml: start one with "tptctl up -n <name>"/);
-    } finally {
-      await empty.cleanup();
-    }
-    assert.ok(existsSync(ARTEFACTS));
   });
 });

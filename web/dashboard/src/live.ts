@@ -48,7 +48,9 @@ export function connectLive(h: LiveHandlers): () => void {
       if (closed) return;
       h.state('reconnecting');
       if (es.readyState === EventSource.CLOSED) {
-        // The browser gave up (a non-stream answer): try again ourselves, with backoff.
+        // The browser gave up (a non-stream answer, e.g. the proxy's 502): find out what is wrong
+        // (the page's load shows the banner), and try again ourselves, with backoff.
+        h.reload();
         retry = setTimeout(open, delay);
         delay = Math.min(10_000, delay * 2);
       }

@@ -170,7 +170,7 @@ function App() {
       </header>
       {problem ? (
         <div class="banner" role="alert">
-          <strong>Control plane unreachable.</strong> {problem} Retrying every 2 seconds.{' '}
+          <strong>Control plane unreachable.</strong> {problem.replace(/\.?$/, '.')} Retrying every 2 seconds.{' '}
           <button type="button" onClick={() => void load()}>Retry now</button>
         </div>
       ) : null}

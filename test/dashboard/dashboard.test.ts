@@ -154,6 +154,7 @@ describe('dashboard', { timeout: 900_000 }, () => {
     await page.getByRole('heading', { name: 'Kubernetes resources' }).waitFor({ timeout: 30_000 });
     assert.match(await page.locator('table.resources').innerText(), /Deployment/);
     assert.ok((await page.locator('ol.timeline li').count()) > 0, 'events are shown');
+    await shot(page, 'workload-detail');
     const runtime = (await api.listAll(kubernetesRuntime.KubernetesRuntimeInstance, {}))[0]!;
     await page.goto(`${url}#/object/KubernetesRuntimeInstance/${runtime.ID}`);
     await page.locator('dl.fields').waitFor();

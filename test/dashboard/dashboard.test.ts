@@ -87,6 +87,15 @@ describe('dashboard', { timeout: 900_000 }, () => {
     await shot(page, 'app-graph');
   });
 
+  it('shows the topology: the control plane, its runtime and the apps on it', async () => {
+    await page.getByRole('link', { name: 'Topology' }).click();
+    await page.locator('.node[data-key="cp"]').waitFor({ timeout: 30_000 });
+    const runtime = page.locator('.node[data-key^="KubernetesRuntimeInstance:"]');
+    assert.match((await runtime.getAttribute('aria-label')) ?? '', /runtime · kwok · default threeport-dash/);
+    assert.match((await page.locator('.node[data-key^="WorkloadInstance:"]').getAttribute('aria-label')) ?? '', /Workload wordpress: Healthy/);
+    await shot(page, 'topology');
+  });
+
   it('shows a workload created with tptctl without a reload', { timeout: SLOW }, async () => {
     await page.goto(url);
     await page.locator('.row[data-app="wordpress"]').waitFor();

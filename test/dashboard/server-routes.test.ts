@@ -103,6 +103,19 @@ for (const backend of BACKENDS) {
       stale.close();
     });
 
+    it('after losing its LISTEN connection the feed reconnects and tells every page to reload (changes may have gone unseen)', async () => {
+      const s = stream(api.url);
+      await s.ready;
+      await api.server.db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN threeport_objects%'`);
+      await until('reset after the reconnect', () => (s.frames.some((f) => f.event === 'reset') ? true : undefined), 30_000);
+      const profile = await post('profiles', { Name: 'after-reconnect' });
+      await until('a change after the reconnect', () =>
+        s.frames.some((f) => f.event === 'change' && JSON.parse(f.data!).id === profile.ID) ? true : undefined,
+      );
+      assert.equal(await listenConnections(api), 1);
+      s.close();
+    });
+
     it('answers the dependency graph of an app in one call, derived from the reference fields, with the delete plan in order', async () => {
       const krd = await post('kubernetes-runtime-definitions', { Name: 'g-krd', InfraProvider: 'kwok' });
       const kri = await post('kubernetes-runtime-instances', { Name: 'g-kri', Location: 'Local', KubernetesRuntimeDefinitionID: krd.ID });
@@ -134,6 +147,16 @@ for (const backend of BACKENDS) {
         [`WorkloadInstance:${web.ID}`, `SecretInstance:${si.ID}`, `WorkloadInstance:${app.ID}`],
         'dependents first, then what belongs to the app, then the app; never its definition, runtime or dependencies',
       );
+
+      // The Apps view's one call lists both app kinds with their runtimes.
+      const hd = await post('helm-workload-definitions', { Name: 'g-hd', Repo: 'https://charts.example.com', Chart: 'x' });
+      const hi = await post('helm-workload-instances', { Name: 'g-helm', HelmWorkloadDefinitionID: hd.ID, KubernetesRuntimeInstanceID: kri.ID });
+      const apps = (await (await fetch(`${api.url}/dashboard/api/apps`)).json()) as { apps: Array<{ kind: string; id: number; runtimeId: number }>; runtimes: Array<{ id: number; provider: string }> };
+      assert.deepEqual(
+        apps.apps.filter((a) => a.id === hi.ID || a.id === app.ID).map((a) => [a.kind, a.runtimeId]),
+        [['WorkloadInstance', kri.ID], ['HelmWorkloadInstance', kri.ID]],
+      );
+      assert.equal(apps.runtimes.find((r) => r.id === kri.ID)?.provider, 'kwok');
 
       const missing = await fetch(`${api.url}/dashboard/api/graph/WorkloadInstance/987654321`);
       assert.equal(missing.status, 404);

@@ -6,10 +6,11 @@
 //     each time) paced at R per second; for each change and client the time from sending the
 //     PATCH until that client has the change event.
 //  3. The server's extra RSS (VmRSS of the server process) with the C clients connected.
-// Prints medians (and p99 for the fan-out).
+// Prints medians (and p99 for the fan-out), and the gzipped size of the page's initial JavaScript.
 //
 //   npm run build && node dist/bench/dashboard.js [--apps 1000] [--clients 50] [--rate 100] [--seconds 5] [--runs 5]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { spawnServer } from '../test/harness/server-process.js';
+import { BUNDLE_DIR } from '../src/dashboard/routes.js';
 
 const { values } = parseArgs({
   options: {
@@ -161,6 +163,8 @@ try {
   for (const c of clients) c.destroy();
 
   console.log(`\nbench/dashboard: ${APPS} apps, ${CLIENTS} event-stream clients, ${RATE} changes/s for ${SECONDS} s`);
+  const script = /src="\/dashboard\/(assets\/[^"]+\.js)"/.exec(readFileSync(join(BUNDLE_DIR, 'index.html'), 'utf8'))![1]!;
+  console.log(`initial JavaScript: ${(gzipSync(readFileSync(join(BUNDLE_DIR, script))).length / 1024).toFixed(1)} KB gzipped (budget 300 KB)`);
   console.log(`apps view rendered (chromium, ${RUNS} fresh pages): median ${median(renders).toFixed(0)} ms (min ${Math.min(...renders).toFixed(0)}, max ${Math.max(...renders).toFixed(0)})`);
   console.log(
     `status change → seen by each of ${CLIENTS} clients: median ${median(latencies).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms (${received}/${total * CLIENTS} deliveries)`,

@@ -13,7 +13,7 @@ import type { Kind } from '../kinds/declare.js';
 import type { JsonObject } from '../kinds/validate.js';
 import type { Queryable } from '../store/database.js';
 import type { LeasedItem } from '../store/reconcile-queue.js';
-import { ID_SEQUENCE, QUEUE_TABLE } from '../store/schema.js';
+import { CHANGE_CHANNEL, ID_SEQUENCE, QUEUE_TABLE } from '../store/schema.js';
 import type { EventInput } from './events.js';
 
 export type SuccessEvent =
@@ -72,6 +72,7 @@ function sql(kind: Kind, mode: SuccessEvent['mode']): string {
     obj AS (
       UPDATE ${kind.table} SET data = data || $6::jsonb, updated_at = now()
       WHERE id = $2 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM held) RETURNING id),
+    changed AS (SELECT pg_notify('${CHANGE_CHANNEL}', $1::text || ':' || obj.id || ':U') FROM obj),
     gone AS (
       DELETE FROM ${Q} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 AND generation = $4
         AND EXISTS (SELECT 1 FROM obj) RETURNING 1),
@@ -81,7 +82,7 @@ function sql(kind: Kind, mode: SuccessEvent['mode']): string {
       WHERE kind = $1 AND object_id = $2 AND lease_owner = $3
         AND EXISTS (SELECT 1 FROM obj) AND NOT EXISTS (SELECT 1 FROM gone) RETURNING 1)${event}
     SELECT EXISTS (SELECT 1 FROM held) AS held, EXISTS (SELECT 1 FROM obj) AS found, EXISTS (SELECT 1 FROM gone) AS done,
-      EXISTS (SELECT 1 FROM again) AS again, (SELECT id FROM recorded LIMIT 1) AS event_id`;
+      EXISTS (SELECT 1 FROM again) AS again, (SELECT id FROM recorded LIMIT 1) AS event_id, (SELECT count(*) FROM changed) AS announced`;
   statements.set(key, text);
   return text;
 }

@@ -96,6 +96,13 @@ export interface Kind extends KindInput {
   /** query key → field name. */
   readonly queryKeys: ReadonlyMap<string, string>;
   readonly hasReconciliation: boolean;
+  /**
+   * Every field's declared default (the reconciliation booleans among them). A create through
+   * any path (the API or a controller writing through the store) starts from these, so every
+   * reconciled kind's response carries `Reconciled`, `CreationFailed` and
+   * `InterruptReconciliation`, as upstream's GORM defaults do.
+   */
+  readonly defaults: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** Fields the database owns. Upstream calls them the GORM model fields. */
@@ -180,5 +187,10 @@ export function defineKind<const I extends KindInput>(input: I): DeclaredKind<I>
       .map(([n]) => n),
     queryKeys,
     hasReconciliation,
+    defaults: Object.fromEntries(
+      Object.entries(allFields)
+        .filter(([, s]) => s.default !== undefined)
+        .map(([n, s]) => [n, s.default!]),
+    ),
   };
 }

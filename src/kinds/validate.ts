@@ -132,8 +132,8 @@ export function validatePayload(kind: Kind, body: unknown, mode: WriteMode, nest
     if (missing.length > 0) throw new InputError(`Missing required field(s) : ${missing.join(',')}`);
   }
   if (mode === 'create') {
-    for (const [name, spec] of Object.entries(kind.allFields)) {
-      if (spec.default !== undefined && out[name] === undefined) out[name] = spec.default;
+    for (const [name, value] of Object.entries(kind.defaults)) {
+      if (out[name] === undefined) out[name] = value;
     }
   }
   if ((mode === 'create' || mode === 'put') && kind.check) {

@@ -202,7 +202,7 @@ export class ObjectStore {
     if (associations.length > 0 && client === this.db.pool) {
       return this.db.transaction((tx) => this.create(kind, fields, options, tx));
     }
-    const own: JsonObject = { ...fields };
+    const own: JsonObject = { ...kind.defaults, ...fields };
     for (const [name] of associations) delete own[name];
     if (kind.name === 'AwsAccount' && own['ExternalId'] === undefined) own['ExternalId'] = randomUUID();
     const { data, payload } = this.#forStorage(kind, own);

@@ -188,12 +188,7 @@ function checkRules(object: PlannedObject, existing: AnyObject | undefined): voi
   const { kind } = object;
   if (!kind.check) return;
   const refs = Object.fromEntries(object.refs.map((r) => [r.field, existing?.[r.field] ?? 1]));
-  const defaults = Object.fromEntries(
-    Object.entries(kind.allFields)
-      .filter(([, s]) => s.default !== undefined)
-      .map(([n, s]) => [n, s.default]),
-  );
-  const candidate = existing ? { ...existing, ...object.fields, ...refs } : { ...defaults, ...object.fields, ...refs };
+  const candidate = existing ? { ...existing, ...object.fields, ...refs } : { ...kind.defaults, ...object.fields, ...refs };
   const problem = kind.check(candidate);
   if (problem) throw object.source.error(object.path, `${label(kind, object.name)}: ${problem}`);
 }

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { CliError } from './errors.js';
-import { DEFAULT_API_PORT, dockerEngineAvailable, downLocal, registerLocalRuntime, upLocal, validateName } from './local-provider.js';
+import { DEFAULT_API_PORT, dockerEngineAvailable, downLocal, registerGenesisControlPlane, registerLocalRuntime, upLocal, validateName } from './local-provider.js';
 import { formatTable } from './output.js';
 import { serialize } from './render.js';
 import type { Session } from './session.js';
@@ -67,7 +67,8 @@ export function registerControlPlaneCommands(program: Command, session: () => Se
           signal: abort.signal,
         });
         s.out.done(`control plane ${JSON.stringify(name)} is up at ${opts.authEnabled ? 'https' : 'http'}://${entry.APIServer} (provider local${opts.authEnabled ? ', mutual TLS' : ', no auth'})`);
-        if (opts.localRuntime) await registerLocalRuntime(entry, s.out);
+        const runtimeId = opts.localRuntime ? await registerLocalRuntime(entry, s.out) : undefined;
+        await registerGenesisControlPlane(entry, runtimeId, s.out);
         s.out.info(`logs: ${entry.LocalProviderConfig?.LogFile}`);
         s.out.info(`it is now the current control plane in ${s.globals.threeportConfig}; stop it with "tptctl down -n ${name}"`);
       } finally {

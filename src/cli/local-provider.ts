@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThreeportClient } from '../client/api-client.js';
 import { ObjectConflictError } from '../client/errors.js';
-import { kubernetesRuntime } from '../kinds/index.js';
+import { controlPlane, kubernetesRuntime } from '../kinds/index.js';
 import { localRuntimeAvailability, localRuntimeObjects } from '../providers/runtimes/local.js';
 import { CliError } from './errors.js';
 import type { Output } from './output.js';
@@ -383,34 +383,80 @@ export function localRuntimeName(controlPlane: string): string {
  * Registers a default Kubernetes runtime for a new local control plane: a
  * simulated (kwok) cluster, which the control plane's runtime controller
  * starts, when this machine has the binaries for one. Never fails `up`: what
- * went wrong is a warning.
+ * went wrong is a warning. Returns the default runtime instance's ID, if there is one.
  */
-export async function registerLocalRuntime(entry: ControlPlaneConfig, out: Output): Promise<void> {
+export async function registerLocalRuntime(entry: ControlPlaneConfig, out: Output): Promise<number | undefined> {
   const { KubernetesRuntimeDefinition: KRD, KubernetesRuntimeInstance: KRI } = kubernetesRuntime;
   const api = clientFor(entry);
   try {
     const defaults = await api.listAll(KRI, { DefaultRuntime: true });
     if (defaults.length > 0) {
       out.info(`default Kubernetes runtime: ${JSON.stringify(defaults[0]!.Name)} (already registered)`);
-      return;
+      return defaults[0]!.ID;
     }
     const availability = localRuntimeAvailability();
     if (!availability.available) {
       out.warn(availability.message);
-      return;
+      return undefined;
     }
     const name = localRuntimeName(entry.Name);
     const objects = localRuntimeObjects(name);
     const def = (await api.findByName(KRD, name)) ?? (await api.create(KRD, objects.definition));
+    let instance;
     try {
-      await api.create(KRI, objects.instance(def.ID));
+      instance = await api.create(KRI, objects.instance(def.ID));
     } catch (err) {
       if (!(err instanceof ObjectConflictError)) await api.delete(KRD, def.ID).catch(() => undefined);
       throw err;
     }
     out.done(`default Kubernetes runtime ${JSON.stringify(name)} registered: a simulated (kwok) cluster that the control plane starts`);
+    return instance.ID;
   } catch (err) {
     out.warn(`no local Kubernetes runtime was registered: ${(err as Error).message}`);
+    return undefined;
+  } finally {
+    api.close();
+  }
+}
+
+/** The namespace upstream's genesis ControlPlaneInstance names (its installer's `ControlPlaneNamespace`). */
+export const GENESIS_NAMESPACE = 'threeport-control-plane';
+
+/**
+ * Registers the control plane itself, as upstream's `tptctl up` does: a ControlPlaneDefinition
+ * and a ControlPlaneInstance named after it (`Genesis`, `IsSelf`, its API endpoint and client
+ * credentials), both created `Reconciled` because they describe what already runs. The instance
+ * lives on a runtime (`KubernetesRuntimeInstanceID` is required), so without one only the
+ * definition is registered, with a warning. Idempotent for `up --force-overwrite-config`.
+ */
+export async function registerGenesisControlPlane(entry: ControlPlaneConfig, runtimeId: number | undefined, out: Output): Promise<void> {
+  const { ControlPlaneDefinition: CPD, ControlPlaneInstance: CPI } = controlPlane;
+  const api = clientFor(entry);
+  try {
+    const def =
+      (await api.findByName(CPD, entry.Name)) ??
+      (await api.create(CPD, { Name: entry.Name, AuthEnabled: entry.AuthEnabled ?? true, Reconciled: true }));
+    if (runtimeId === undefined) {
+      out.warn(`control plane ${JSON.stringify(entry.Name)}: no ControlPlaneInstance was registered, because it has no Kubernetes runtime to live on`);
+      return;
+    }
+    if (await api.findByName(CPI, entry.Name)) return;
+    const credentials = entry.Credentials?.[0];
+    await api.create(CPI, {
+      Name: entry.Name,
+      Namespace: GENESIS_NAMESPACE,
+      Genesis: true,
+      IsSelf: true,
+      ApiServerEndpoint: entry.APIServer ?? null,
+      ...(entry.AuthEnabled && entry.CACert && credentials
+        ? { CACert: entry.CACert, ClientCert: credentials.ClientCert, ClientKey: credentials.ClientKey }
+        : {}),
+      KubernetesRuntimeInstanceID: runtimeId,
+      ControlPlaneDefinitionID: def.ID,
+      Reconciled: true,
+    });
+  } catch (err) {
+    out.warn(`control plane ${JSON.stringify(entry.Name)} was not registered as a ControlPlaneDefinition/Instance: ${(err as Error).message}`);
   } finally {
     api.close();
   }

@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Kind } from '../kinds/declare.js';
 import { ApiConnectionError, ApiError, ObjectConflictError, ObjectNotFoundError } from './errors.js';
-import type { AnyObject, FieldsOf, FilterOf, ObjectOf } from './types.js';
+import type { AnyObject, FieldsOf, FilterOf, ObjectOf, ReconciliationFields } from './types.js';
 
 export interface TlsCredentials {
   /** PEM of the CA that signed the API's server certificate. */
@@ -183,7 +183,8 @@ export class ThreeportClient {
     return item as T;
   }
 
-  async create<K extends Kind>(kind: K, fields: Partial<FieldsOf<K>>): Promise<ObjectOf<K>> {
+  /** Upstream clients create what already exists (a genesis control plane) with `Reconciled: true`, so no controller acts on it. */
+  async create<K extends Kind>(kind: K, fields: Partial<FieldsOf<K> & ReconciliationFields>): Promise<ObjectOf<K>> {
     return this.#one(kind, await this.call('POST', `/v0/${kind.plural}`, fields));
   }
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { aws } from '../../src/kinds/index.js';
+import { aws, controlPlane, kubernetesRuntime } from '../../src/kinds/index.js';
 import { processAlive, runningPostgres, runningServer } from '../../src/cli/local-provider.js';
 import { errorLine, FIXTURES, parseTable, STAND_IN_RECONCILERS, TptctlHome } from './tptctl-harness.js';
 
@@ -68,6 +68,21 @@ describe('tptctl up and down, local provider', () => {
     assert.equal(cp.AuthEnabled, false);
     assert.equal(cp.CACert, undefined);
     assert.equal(cp.Credentials, undefined);
+    // As upstream's `up`: the default runtime hosts the control plane, and the control plane
+    // registers itself (genesis definition and instance, created reconciled).
+    const registered = t.api('plain');
+    const host = await registered.listAll(kubernetesRuntime.KubernetesRuntimeInstance, { ThreeportControlPlaneHost: true });
+    assert.deepEqual(host.map((r) => r.Name), ['threeport-plain']);
+    const cpd = await registered.getByName(controlPlane.ControlPlaneDefinition, 'plain');
+    assert.equal(cpd.AuthEnabled, false);
+    assert.equal(cpd.Reconciled, true);
+    const cpi = await registered.getByName(controlPlane.ControlPlaneInstance, 'plain');
+    assert.deepEqual(
+      [cpi.Genesis, cpi.IsSelf, cpi.Reconciled, cpi.Namespace, cpi.KubernetesRuntimeInstanceID, cpi.ControlPlaneDefinitionID, cpi.ApiServerEndpoint],
+      [true, true, true, 'threeport-control-plane', host[0]!.ID, cpd.ID, cp.APIServer],
+    );
+    const planes = parseTable((await t.run(['get', 'control-planes'])).stdout);
+    assert.deepEqual(planes.rows.map((r) => r['CONTROL PLANE INSTANCE']), ['plain']);
 
     const create = await t.run(['create', 'aws-account', '-c', join(FIXTURES, 'aws-account.yaml')]);
     assert.equal(create.code, 0, create.stderr);
@@ -83,6 +98,7 @@ describe('tptctl up and down, local provider', () => {
     const again = await t.run(['up', '-n', 'plain', '--auth-enabled=false', '--port', '0'], { env });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /\ndefault Kubernetes runtime: "threeport-plain" \(already registered\)\n/);
+    assert.equal((await t.api('plain').listAll(controlPlane.ControlPlaneInstance, {})).length, 1, 'a second up registers the control plane once');
     const accounts = parseTable((await t.run(['get', 'aws-accounts'])).stdout);
     assert.deepEqual(
       accounts.rows.map((r) => r['NAME']),

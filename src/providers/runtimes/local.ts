@@ -18,13 +18,29 @@ export function localRuntimeAvailability(): LocalRuntimeAvailability {
   }
 }
 
-/** The objects of a default local runtime named `name` (the instance needs the definition's ID). */
+/**
+ * The objects of a default local runtime named `name` (the instance needs the definition's ID).
+ * Like upstream's genesis runtime it is the default runtime and the control plane's host
+ * (`ThreeportControlPlaneHost`): upstream's tooling looks the host up by that flag.
+ */
 export function localRuntimeObjects(name: string): {
   definition: { Name: string; InfraProvider: 'kwok' };
-  instance: (definitionId: number) => { Name: string; Location: 'Local'; DefaultRuntime: true; KubernetesRuntimeDefinitionID: number };
+  instance: (definitionId: number) => {
+    Name: string;
+    Location: 'Local';
+    DefaultRuntime: true;
+    ThreeportControlPlaneHost: true;
+    KubernetesRuntimeDefinitionID: number;
+  };
 } {
   return {
     definition: { Name: name, InfraProvider: 'kwok' },
-    instance: (definitionId) => ({ Name: name, Location: 'Local', DefaultRuntime: true, KubernetesRuntimeDefinitionID: definitionId }),
+    instance: (definitionId) => ({
+      Name: name,
+      Location: 'Local',
+      DefaultRuntime: true,
+      ThreeportControlPlaneHost: true,
+      KubernetesRuntimeDefinitionID: definitionId,
+    }),
   };
 }

@@ -76,6 +76,10 @@ build() {
 
 log "threeport $UPSTREAM_VERSION: resolving modules ..."
 (cd "$MOD" && nice -n 19 go mod download github.com/threeport/threeport)
+# The tests read upstream's own sample configs from the module: link its (read-only) directory.
+MOD_SRC=$(cd "$MOD" && go mod download -json "github.com/threeport/threeport@$UPSTREAM_VERSION" \
+  | sed -n -E 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')
+ln -sfn "$MOD_SRC" "$DIR/module"
 build tptctl build -trimpath -ldflags "-s -w" \
   github.com/threeport/threeport/cmd/tptctl
 build workload-e2e.test test -c -trimpath github.com/threeport/threeport/test/integration

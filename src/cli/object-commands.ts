@@ -1,7 +1,7 @@
 // `tptctl create | get | describe | delete <noun>` and `tptctl apply`.
 import { Command, Option } from 'commander';
 import type { Kind } from '../kinds/declare.js';
-import { KIND_BY_NAME, events } from '../kinds/index.js';
+import { KIND_BY_NAME, events, workload } from '../kinds/index.js';
 import type { ThreeportClient } from '../client/api-client.js';
 import type { AnyObject } from '../client/types.js';
 import { CliError } from './errors.js';
@@ -252,6 +252,7 @@ async function runDescribe(session: Session, noun: Noun, opts: DescribeOptions):
     await names.preload(kind, [object]);
     let text = describeLines(kind, object, (k, id) => names.get(k, id), now);
     if (kind.base === 'instance') text += await eventsText(api, kind, object, now);
+    text += await workloadEventsText(api, kind, object, now);
     texts.push(text);
   }
   session.out.print(texts.join('\n'));
@@ -278,6 +279,35 @@ async function eventsText(api: ThreeportClient, kind: Kind, object: AnyObject, n
     .split('\n')
     .map((l) => (l ? `  ${l}` : l))
     .join('\n')}`;
+}
+
+/** How many WorkloadEvents `describe` lists (the newest). */
+export const DESCRIBE_WORKLOAD_EVENTS = 20;
+
+/** The field of a WorkloadEvent that points at an instance of `kind`, when it has one. */
+function workloadEventField(kind: Kind): string | undefined {
+  const field = `${kind.name}ID`;
+  return workload.WorkloadEvent.allFields[field]?.ref === kind.name ? field : undefined;
+}
+
+/**
+ * What the cluster said about a workload or helm workload instance (its WorkloadEvents: the
+ * Kubernetes events about its objects, and the controller's reports), newest first. A pod that
+ * cannot be scheduled says why here (FailedScheduling: unbound PersistentVolumeClaims).
+ */
+async function workloadEventsText(api: ThreeportClient, kind: Kind, object: AnyObject, now: number): Promise<string> {
+  const field = workloadEventField(kind);
+  if (!field) return '';
+  const all = (await api.listAll(workload.WorkloadEvent, { [field]: object.ID })) as AnyObject[];
+  if (all.length === 0) return 'Workload Events:  <none>\n';
+  const time = (e: AnyObject) => Date.parse(String(e['Timestamp'] ?? e.CreatedAt));
+  const newest = [...all].sort((a, b) => time(b) - time(a) || b.ID - a.ID).slice(0, DESCRIBE_WORKLOAD_EVENTS);
+  const rows = newest.map((e) => [cell(e['Type']), cell(e['Reason']), age(String(e['Timestamp'] ?? e.CreatedAt), now), cell(e['Message']).replace(/\s+/g, ' ')]);
+  const more = all.length > newest.length ? `  (${all.length - newest.length} older not shown)\n` : '';
+  return `Workload Events (newest first):\n${formatTable(['TYPE', 'REASON', 'AGE', 'MESSAGE'], rows)
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : l))
+    .join('\n')}${more}`;
 }
 
 // ---------------------------------------------------------------- delete

@@ -34,6 +34,9 @@ export function kebab(name: string): string {
 export function instanceStatus(obj: AnyObject): string {
   if (obj.DeletionScheduled) return 'Deleting';
   const status = obj['Status'];
+  // A Down or Unhealthy workload says why (its StatusReason), so `get workloads` answers "why not Healthy?".
+  const reason = obj['StatusReason'];
+  if (typeof status === 'string' && status !== '' && typeof reason === 'string' && reason !== '') return `${status}: ${reason}`;
   if (typeof status === 'string' && status !== '') return status;
   if (obj.CreationFailed) return 'Error';
   return obj.Reconciled ? 'Healthy' : 'Reconciling';
@@ -104,7 +107,7 @@ export function describeLines(kind: Kind, obj: AnyObject, refName: (kind: string
   rows.push(['ID', String(obj.ID)]);
   if (kind.base === 'instance') rows.push(['Status', instanceStatus(obj)]);
   const blocks: Array<[string, string]> = [];
-  const fieldOrder = [...Object.keys(kind.allFields).filter((f) => !(f in RECONCILIATION_FIELDS) && f !== 'Name' && f !== 'Status'), ...Object.keys(RECONCILIATION_FIELDS)];
+  const fieldOrder = [...Object.keys(kind.allFields).filter((f) => !(f in RECONCILIATION_FIELDS) && f !== 'Name' && f !== 'Status' && f !== 'StatusReason'), ...Object.keys(RECONCILIATION_FIELDS)];
   for (const field of fieldOrder) {
     if (HIDDEN.has(field)) continue;
     const spec = kind.allFields[field]!;

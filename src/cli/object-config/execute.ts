@@ -76,7 +76,7 @@ class RefResolver {
     if (!this.#cache.has(k)) this.#cache.set(k, (await this.byName(ref.kind, ref.name!))?.ID);
     const id = this.#cache.get(k);
     if (id === undefined) {
-      throw obj.source.error(ref.path, `no ${ref.kind.name} named ${JSON.stringify(ref.name)} exists on control plane ${JSON.stringify(this.ctx.controlPlane)}`);
+      throw obj.source.error(ref.path, `no ${(ref.named ?? ref.kind).name} named ${JSON.stringify(ref.name)} exists on control plane ${JSON.stringify(this.ctx.controlPlane)}`);
     }
     return id;
   }

@@ -331,8 +331,10 @@ const eksInstanceFields: Fields = {
 /** An EKS runtime definition is backed by a KubernetesRuntimeDefinition of the same name. */
 function planEksDefinition(values: Values, ctx: PlanContext, root: string): PlannedObject[] {
   const name = values['Name'] as string;
+  // Created Reconciled, as upstream's config layer does: this config creates the
+  // AwsEksKubernetesRuntimeDefinition itself, so the runtime controller must not race it.
   const krd = planObject(KRD, {}, [], values, ctx, root, {
-    fixed: { Name: name, InfraProvider: 'eks', InfraProviderAccountName: values['AwsAccountName'] },
+    fixed: { Name: name, InfraProvider: 'eks', InfraProviderAccountName: values['AwsAccountName'], Reconciled: true },
   });
   const def = planObject(EksD, eksDefinitionFields, Object.keys(eksDefinitionFields), values, ctx, root, {
     refs: [refTo(KRD, 'KubernetesRuntimeDefinitionID', name, `${root}.Name`)],
@@ -348,9 +350,11 @@ function planEksInstance(values: Values, ctx: PlanContext, root: string, definit
   if (!location) throw ctx.source.error(`${root}.Region`, `region ${JSON.stringify(region)} has no Threeport location`);
   const defName = definitionName ?? ((values['AwsEksKubernetesRuntimeDefinition'] as Values)['Name'] as string);
   const defPath = definitionName ? `${root}.Name` : `${root}.AwsEksKubernetesRuntimeDefinition.Name`;
+  // Reconciled for the same reason: the AwsEksKubernetesRuntimeInstance is created below; the AWS
+  // controller marks the instance unreconciled once the cluster can be reached.
   const kri = planObject(KRI, {}, [], values, ctx, root, {
-    fixed: { Name: name, Location: location, ...(values['DefaultRuntime'] !== undefined ? { DefaultRuntime: values['DefaultRuntime'] } : {}) },
-    refs: [refTo(KRD, 'KubernetesRuntimeDefinitionID', defName, defPath)],
+    fixed: { Name: name, Location: location, Reconciled: true, ...(values['DefaultRuntime'] !== undefined ? { DefaultRuntime: values['DefaultRuntime'] } : {}) },
+    refs: [{ ...refTo(KRD, 'KubernetesRuntimeDefinitionID', defName, defPath), named: EksD }],
   });
   const inst = planObject(EksI, eksInstanceFields, ['Name', 'Region'], values, ctx, root, {
     refs: [refTo(EksD, 'AwsEksKubernetesRuntimeDefinitionID', defName, defPath), refTo(KRI, 'KubernetesRuntimeInstanceID', name, `${root}.Name`)],

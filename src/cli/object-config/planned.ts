@@ -16,6 +16,12 @@ export interface PlannedRef {
   defaultRuntime?: boolean;
   /** Config path of the value that names it, for error messages. */
   path: string;
+  /**
+   * The kind the config names, when this reference goes to its companion of the same name (an
+   * AwsEksKubernetesRuntimeDefinition's KubernetesRuntimeDefinition): a missing one is reported
+   * as the kind the user wrote.
+   */
+  named?: Kind;
 }
 
 export interface PlannedObject {

@@ -49,7 +49,7 @@ import {
   resourceKey,
 } from './resources.js';
 import { RuntimeWatcher, runtimeDefinitionOf, type TrackedResource } from './runtime-watch.js';
-import { deriveStatus, type Phase, type WorkloadStatus } from './status.js';
+import { deriveStatus, statusFields, statusKey, type Phase, type StatusResult } from './status.js';
 import { reportWorkloadEvent } from './workload-events.js';
 
 export const CONTROLLER_NAME = 'WorkloadController';
@@ -72,7 +72,7 @@ export interface WorkloadControllerOptions {
 interface InstanceState {
   runtimeId: number | undefined;
   phase: Phase;
-  /** The Status last written (or read). */
+  /** The Status and StatusReason last written (or read), as statusKey. */
   written: string | undefined;
 }
 
@@ -271,7 +271,7 @@ export class WorkloadController {
             : wi['Reconciled'] === true || ['Healthy', 'Unhealthy', 'Down'].includes(String(wi['Status']))
               ? 'applied'
               : 'reconciling',
-        written: typeof wi['Status'] === 'string' ? wi['Status'] : undefined,
+        written: typeof wi['Status'] === 'string' ? statusKey(wi['Status'], wi['StatusReason']) : undefined,
       };
       this.#instances.set(id, state);
     }
@@ -310,7 +310,7 @@ export class WorkloadController {
   }
 
   /** The instance's status from its phase and what the watches see; schedules time-based rechecks. */
-  #derive(id: number, state: InstanceState): { status: WorkloadStatus; detail: string } {
+  #derive(id: number, state: InstanceState): StatusResult {
     const watcher = state.runtimeId !== undefined ? this.#watchers.get(state.runtimeId) : undefined;
     const snapshot = watcher?.snapshot(id) ?? { resources: [], pods: [], replicaSets: [], warnings: [], synced: false };
     const result = deriveStatus({
@@ -329,9 +329,10 @@ export class WorkloadController {
     const store = this.#store;
     if (!state || !store) return;
     const result = this.#derive(id, state);
-    if (result.status === state.written) return;
+    const key = statusKey(result.status, result.reason);
+    if (key === state.written) return;
     try {
-      await store.patch(WorkloadInstance, id, { Status: result.status }, { enqueue: false });
+      await store.patch(WorkloadInstance, id, statusFields(result), { enqueue: false });
     } catch (err) {
       if (err instanceof NotFoundError) {
         this.#instances.delete(id);
@@ -340,7 +341,7 @@ export class WorkloadController {
       throw err;
     }
     this.#log.debug({ id, status: result.status, detail: result.detail }, 'workload instance status');
-    state.written = result.status;
+    state.written = key;
     if (result.status === 'Healthy' && this.#awaited.delete(id)) await this.#wakeDependents(store, id);
   }
 
@@ -558,9 +559,9 @@ export class WorkloadController {
         await tx.patch(WorkloadResourceInstance, Number(wri['ID']), { Reconciled: true, RuntimeDefinition: rd, LastOperation: 'Apply' });
         watcher.recorded(Number(wri['ID']), rd);
       }
-      if (derived.status !== state.written) await tx.patch(WorkloadInstance, id, { Status: derived.status }, { enqueue: false });
+      if (statusKey(derived.status, derived.reason) !== state.written) await tx.patch(WorkloadInstance, id, statusFields(derived), { enqueue: false });
     });
-    state.written = derived.status;
+    state.written = statusKey(derived.status, derived.reason);
     if (derived.status === 'Healthy' && this.#awaited.delete(id)) await this.#wakeDependents(store, id);
     // Derived again shortly: a watch may have written meanwhile from an older phase.
     this.#dirty.add(id);

@@ -407,7 +407,7 @@ export class RuntimeWatcher {
     if (type === 'Warning' || type === 'Failed') {
       let m = this.#warnings.get(owner.instanceId);
       if (!m) this.#warnings.set(owner.instanceId, (m = new Map()));
-      m.set(eventUid, { involvedUid, reason: String(event['reason'] ?? ''), at: Date.parse(timestamp) });
+      m.set(eventUid, { involvedUid, reason: String(event['reason'] ?? ''), message: String(event['message'] ?? ''), at: Date.parse(timestamp) });
       this.#o.onObserved(owner.instanceId);
     }
   }

@@ -21,6 +21,8 @@ export interface WarningEvent {
   involvedUid: string;
   /** The event's reason, e.g. FailedScheduling. */
   reason?: string;
+  /** The event's message, for the status reason a user reads. */
+  message?: string;
   /** When it last happened (ms since the epoch). */
   at: number;
 }
@@ -45,6 +47,13 @@ export interface StatusResult {
   status: WorkloadStatus;
   /** Why, in a few words (logs and tests). */
   detail: string;
+  /**
+   * Why the status is Down or Unhealthy, in one line a user can act on (written to the
+   * instance's StatusReason, shown by `tptctl get workloads`): the workloads concerned and the
+   * newest warning about them, e.g. `Deployment wordpress: no ready replicas (FailedScheduling:
+   * 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims)`.
+   */
+  reason?: string;
   /** When the status may change without any new observation (a warning leaving the window). */
   recheckAt?: number;
 }
@@ -170,6 +179,24 @@ function workloadState(kind: string, o: Obj, pods: readonly Obj[], now: number, 
   return failing ? 'degraded' : 'starting';
 }
 
+/** The WorkloadInstance fields a status result writes (StatusReason is null unless Down or Unhealthy). */
+export function statusFields(result: { status: WorkloadStatus; reason?: string }): { Status: WorkloadStatus; StatusReason: string | null } {
+  return { Status: result.status, StatusReason: result.reason ?? null };
+}
+
+/** Compares what was written with what would be: one string for Status and StatusReason. */
+export function statusKey(status: unknown, reason: unknown): string {
+  return `${String(status)}\n${typeof reason === 'string' ? reason : ''}`;
+}
+
+/** At most this many characters of a status reason (one line: event messages may span several). */
+export const STATUS_REASON_MAX = 300;
+
+function oneLine(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > STATUS_REASON_MAX ? `${flat.slice(0, STATUS_REASON_MAX - 1)}…` : flat;
+}
+
 /** The instance's status; see docs/workloads.md for the rules in prose. */
 export function deriveStatus(input: StatusInput): StatusResult {
   if (input.phase === 'error') return { status: 'Error', detail: 'the last apply failed' };
@@ -200,23 +227,24 @@ export function deriveStatus(input: StatusInput): StatusResult {
     if (owner) (podsOf.get(owner) ?? podsOf.set(owner, []).get(owner)!).push(pod);
   }
 
-  const states: Array<{ kind: string; state: WorkloadState }> = [];
+  const states: Array<{ kind: string; name: string; uid: string | undefined; state: WorkloadState }> = [];
   const unhealthyUids = new Set<string>();
   const existingUids = new Set<string>();
   for (const r of input.resources) {
     const o = r.live as Obj | undefined;
     if (o?.metadata?.uid) existingUids.add(o.metadata.uid);
+    const name = String((r.live as { metadata?: { name?: string } } | undefined)?.metadata?.name ?? '');
     if (REPLICATED.has(r.kind)) {
       if (!o) {
-        states.push({ kind: r.kind, state: 'starting' });
+        states.push({ kind: r.kind, name, uid: undefined, state: 'starting' });
         continue;
       }
       const state = workloadState(r.kind, o, podsOf.get(o.metadata?.uid ?? '') ?? [], input.now, grace, recheck);
-      states.push({ kind: r.kind, state });
+      states.push({ kind: r.kind, name, uid: o.metadata?.uid, state });
       if (state !== 'ok' && o.metadata?.uid) unhealthyUids.add(o.metadata.uid);
     } else if (r.kind === 'Job' && o) {
       const failed = condition(o, 'Failed')?.status === 'True';
-      states.push({ kind: r.kind, state: failed ? 'degraded' : 'ok' });
+      states.push({ kind: r.kind, name, uid: o.metadata?.uid, state: failed ? 'degraded' : 'ok' });
       if (failed && o.metadata?.uid) unhealthyUids.add(o.metadata.uid);
     }
   }
@@ -233,15 +261,39 @@ export function deriveStatus(input: StatusInput): StatusResult {
     if (num(rs.status?.['readyReplicas']) < num(rs.spec?.['replicas'], 1)) unhealthyUids.add(uid);
   }
 
+  // The newest recent warning about a workload, its ReplicaSets or its pods: usually the cause.
+  const recent = input.warnings.filter((w) => w.at + window > input.now && !(w.reason && SELF_REPAIRED_REASONS.has(w.reason)));
+  const newestWarning = (uids: ReadonlySet<string>): WarningEvent | undefined =>
+    recent.filter((w) => uids.has(w.involvedUid)).sort((a, b) => b.at - a.at)[0];
+  const related = (uid: string | undefined): Set<string> => {
+    const out = new Set<string>(uid ? [uid] : []);
+    for (const pod of uid ? (podsOf.get(uid) ?? []) : []) {
+      if (pod.metadata?.uid) out.add(pod.metadata.uid);
+      const rs = ownerUid(pod);
+      if (rs) out.add(rs);
+    }
+    return out;
+  };
+  const because = (list: typeof states, what: string): string => {
+    const named = list.map((s) => `${s.kind}${s.name ? ` ${s.name}` : ''}`).join(', ');
+    const w = newestWarning(new Set(list.flatMap((s) => [...related(s.uid)])));
+    return oneLine(`${named}: ${what}${w ? ` (${[w.reason, w.message].filter(Boolean).join(': ')})` : ''}`);
+  };
+
   const down = states.filter((s) => s.state === 'down');
-  if (down.length > 0) return withRecheck({ status: 'Down', detail: `${down.map((s) => s.kind).join(', ')} with no ready replicas` });
+  if (down.length > 0) {
+    return withRecheck({ status: 'Down', detail: `${down.map((s) => s.kind).join(', ')} with no ready replicas`, reason: because(down, 'no ready replicas') });
+  }
   const degraded = states.filter((s) => s.state === 'degraded');
-  if (degraded.length > 0) return withRecheck({ status: 'Unhealthy', detail: `${degraded.map((s) => s.kind).join(', ')} not fully ready` });
+  if (degraded.length > 0) {
+    return withRecheck({ status: 'Unhealthy', detail: `${degraded.map((s) => s.kind).join(', ')} not fully ready`, reason: because(degraded, 'not fully ready') });
+  }
   if (!input.synced || states.some((s) => s.state === 'starting')) return withRecheck({ status: 'Reconciling', detail: 'workloads starting' });
 
   // A warning counts while it is recent and its object still exists and is not (yet) healthy;
   // warnings about objects without readiness (a Service, a PVC) count while recent.
   let current = 0;
+  let newest: WarningEvent | undefined;
   for (const w of input.warnings) {
     if (w.at + window <= input.now) continue;
     if (w.reason && SELF_REPAIRED_REASONS.has(w.reason)) continue;
@@ -251,8 +303,12 @@ export function deriveStatus(input: StatusInput): StatusResult {
       input.resources.some((r) => r.live?.metadata.uid === w.involvedUid && (REPLICATED.has(r.kind) || r.kind === 'Job'));
     if (readinessKnown && !unhealthyUids.has(w.involvedUid)) continue;
     current++;
+    if (!newest || w.at > newest.at) newest = w;
     recheck(w.at + window);
   }
-  if (current > 0) return withRecheck({ status: 'Unhealthy', detail: `${current} recent warning event(s)` });
+  if (current > 0) {
+    const latest = newest ? `, the newest: ${[newest.reason, newest.message].filter(Boolean).join(': ')}` : '';
+    return withRecheck({ status: 'Unhealthy', detail: `${current} recent warning event(s)`, reason: oneLine(`${current} recent warning event(s)${latest}`) });
+  }
   return withRecheck({ status: 'Healthy', detail: 'all workloads ready' });
 }

@@ -16,12 +16,28 @@ import { join } from 'node:path';
 import { createCa, generateKeyPair, issueCertificate } from '../../../crypto/pki.js';
 import type { KubeBinaries } from './binaries.js';
 import { FatalPollError, kubeRequest, pollUntil, type KubeCredentials, type KubeRequestOptions, type KubeResponse } from './http.js';
+import { withPodLifecycleEvents } from './pod-stages.js';
 import { ManagedProcess, killStaleGroups, reusePort } from './processes.js';
 
 const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 const SERVICE_CIDR = '10.96.0.0/16';
 const SERVICE_IP = '10.96.0.1';
 const POD_CIDR = '10.244.0.0/16';
+
+/**
+ * Simulated clusters get a default StorageClass, as kind's `standard` one, so manifests with
+ * PersistentVolumeClaims (upstream's getting-started WordPress) schedule. Backed by the
+ * controller manager's host-path provisioner; `Immediate` binding, since that provisioner
+ * ignores the node a pod is scheduled to.
+ */
+export const DEFAULT_STORAGE_CLASS = {
+  apiVersion: 'storage.k8s.io/v1',
+  kind: 'StorageClass',
+  metadata: { name: 'standard', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+  provisioner: 'kubernetes.io/host-path',
+  reclaimPolicy: 'Delete',
+  volumeBindingMode: 'Immediate',
+} as const;
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
 
@@ -395,6 +411,10 @@ export class KwokCluster {
         '--kube-api-qps=100',
         '--kube-api-burst=200',
         '--profiling=false',
+        // A real provisioner for the default StorageClass (see DEFAULT_STORAGE_CLASS): claims bind
+        // to host-path volumes under /tmp/hostpath_pv, deleted with their claims. kwok pods never
+        // mount them; what matters is that PVC-backed StatefulSets and Deployments schedule.
+        '--enable-hostpath-provisioner',
       ]),
       proc('kube-scheduler', bins.kubeScheduler, [`--kubeconfig=${kubeconfig}`, '--secure-port=0', '--leader-elect=false', '--profiling=false']),
       proc(
@@ -402,7 +422,7 @@ export class KwokCluster {
         bins.kwok,
         [
           `--kubeconfig=${kubeconfig}`,
-          `--config=${bins.kwokStages}`,
+          `--config=${this.#stagesFile(bins.kwokStages)}`,
           '--manage-all-nodes=false',
           `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
           `--cidr=${POD_CIDR}`,
@@ -415,6 +435,21 @@ export class KwokCluster {
         { ...process.env, HOME: dir },
       ),
     ];
+  }
+
+  /** This cluster's kwok stages: the built file, with pods that emit the kubelet's events (pod-stages.ts). */
+  #stagesFile(built: string): string {
+    const path = join(this.dir, 'kwok-stages.yaml');
+    writeFileSync(path, withPodLifecycleEvents(readFileSync(built, 'utf8')), { mode: 0o600 });
+    return path;
+  }
+
+  /** The default StorageClass, created once per cluster (an existing one, or one the user changed, is kept). */
+  async #ensureStorageClass(): Promise<void> {
+    const r = await this.request('POST', '/apis/storage.k8s.io/v1/storageclasses', { body: DEFAULT_STORAGE_CLASS });
+    if (r.status !== 201 && r.status !== 409) {
+      throw new Error(`${this.name}: creating the default StorageClass failed: HTTP ${r.status} ${r.body}`);
+    }
   }
 
   request(method: string, path: string, opts?: KubeRequestOptions): Promise<KubeResponse> {
@@ -512,6 +547,7 @@ export class KwokCluster {
       this.#assertComponentsRunning();
 
       for (const node of this.nodeNames) await this.#createFakeNode(node);
+      await this.#ensureStorageClass();
 
       await pollUntil(
         `${this.name}: ServiceAccount default/default (kube-controller-manager)`,

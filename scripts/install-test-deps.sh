@@ -50,6 +50,8 @@ if [ "${THREEPORT_SKIP_KUBE:-}" = 1 ]; then
 else
   need_go
   bash scripts/k8s/build-test-bins.sh
+  # Upstream Threeport's own tptctl and integration test, run against our server (test/e2e/upstream-*).
+  bash scripts/upstream/build-threeport.sh
 fi
 
 # OpenTofu for the Terraform controller's tests (about 23 minutes cold on 2 cores, then cached).

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import type { KubeObject } from '../../src/providers/kube/client.js';
-import { deriveStatus, type StatusInput } from '../../src/controllers/workload/status.js';
+import { deriveStatus, STATUS_REASON_MAX, statusFields, type StatusInput } from '../../src/controllers/workload/status.js';
+import { instanceStatus } from '../../src/cli/render.js';
 import { addThreeportLabels, generateNamespaceName, resourceKey } from '../../src/controllers/workload/resources.js';
 import { containsDeclared } from '../../src/controllers/workload/index.js';
 import { runtimeDefinitionOf } from '../../src/controllers/workload/runtime-watch.js';
@@ -149,4 +150,29 @@ test('drift comparison and recorded runtime definitions', () => {
   assert.deepEqual(secret['data'], { password: '[redacted]' });
   assert.deepEqual((secret['metadata'] as { annotations: object }).annotations, { keep: 'me' });
   assert.equal((secret['metadata'] as { managedFields?: unknown }).managedFields, undefined);
+});
+
+test('status: Down and Unhealthy carry a one-line reason naming the workload and the newest warning about it', () => {
+  const d = [{ apiVersion: 'apps/v1', kind: 'Deployment', live: deployment('wordpress', { replicas: 1 }, settled(1, 0)) }];
+  const rs = [replicaSet('rs', 'wordpress')];
+  const warnings = [
+    { involvedUid: 'p', reason: 'FailedScheduling', message: 'old news', at: NOW - 30_000 },
+    { involvedUid: 'p', reason: 'FailedScheduling', message: '0/1 nodes are available:\n pod has unbound immediate PersistentVolumeClaims.', at: NOW - 1_000 },
+    { involvedUid: 'elsewhere', reason: 'BackOff', message: 'not about this workload', at: NOW },
+  ];
+  const down = deriveStatus(input({ resources: d, replicaSets: rs, pods: [pod('p', 'rs', unschedulable)], warnings }));
+  assert.equal(down.status, 'Down');
+  assert.equal(down.reason, 'Deployment wordpress: no ready replicas (FailedScheduling: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.)');
+  assert.deepEqual(statusFields(down), { Status: 'Down', StatusReason: down.reason });
+  // Without a warning the reason still names what is not ready; a Healthy status has none.
+  assert.equal(deriveStatus(input({ resources: d, replicaSets: rs, pods: [pod('p', 'rs', unschedulable)] })).reason, 'Deployment wordpress: no ready replicas');
+  const healthy = deriveStatus(input({ resources: [{ apiVersion: 'apps/v1', kind: 'Deployment', live: deployment('wordpress', { replicas: 1 }, settled(1, 1)) }] }));
+  assert.deepEqual(statusFields(healthy), { Status: 'Healthy', StatusReason: null });
+  // A long message is cut to one bounded line.
+  const long = deriveStatus(input({ resources: d, replicaSets: rs, pods: [pod('p', 'rs', unschedulable)], warnings: [{ involvedUid: 'p', reason: 'X', message: 'y'.repeat(1000), at: NOW }] }));
+  assert.equal(long.reason!.length, STATUS_REASON_MAX);
+  assert.ok(long.reason!.endsWith('…'));
+  // What `tptctl get workloads` shows.
+  assert.equal(instanceStatus({ ID: 1, Status: 'Down', StatusReason: down.reason } as never), `Down: ${down.reason}`);
+  assert.equal(instanceStatus({ ID: 1, Status: 'Healthy', StatusReason: null } as never), 'Healthy');
 });

@@ -30,6 +30,30 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/** Runs a program to its end, collecting its output; one that outlives its timeout is killed and fails. */
+export function runProgram(bin: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${bin} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout.slice(-4000)}\nstderr: ${stderr.slice(-4000)}`));
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
 export class TptctlHome {
   readonly home = mkdtempSync(join(tmpdir(), 'tptctl-e2e-'));
   readonly #clients: ThreeportClient[] = [];
@@ -52,30 +76,7 @@ export class TptctlHome {
 
   /** Runs `node dist/src/bin/tptctl.js args...`; a run that outlives its timeout is killed and fails. */
   run(args: string[], options: RunOptions = {}): Promise<RunResult> {
-    const timeoutMs = options.timeoutMs ?? 120_000;
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [TPTCTL, ...args], {
-        cwd: options.cwd ?? this.home,
-        env: this.env(options.env),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`tptctl ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }, timeoutMs);
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      child.once('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code: code ?? -1, stdout, stderr });
-      });
-    });
+    return runProgram(process.execPath, [TPTCTL, ...args], { ...options, cwd: options.cwd ?? this.home, env: this.env(options.env) });
   }
 
   /** The parsed threeport config (undefined when there is no file). */

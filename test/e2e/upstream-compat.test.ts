@@ -13,7 +13,7 @@
 //
 // The upstream binaries come from scripts/upstream/build-threeport.sh (Go module proxy, cached).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-c
 import { motoUnavailableReason, startMoto, type MotoServer } from '../harness/moto.js';
 import { upstreamThreeport, type UpstreamThreeport } from '../harness/upstream-threeport.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
-import { errorLine, eventually, parseTable, TptctlHome } from './tptctl-harness.js';
+import { errorLine, eventually, parseTable, runProgram, TptctlHome } from './tptctl-harness.js';
 
 const skip = SKIP_KUBE ? SKIP_KUBE_REASON : motoUnavailableReason();
 const CP = 'upstream';
@@ -34,34 +34,6 @@ const CP = 'upstream';
  * test below fails when another one fails, and when one of these passes (then remove it here).
  */
 export const KNOWN_E2E_FAILURES: Readonly<Record<string, string>> = {};
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runBinary(bin: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, cwd?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${bin} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout.slice(-4000)}\nstderr: ${stderr.slice(-4000)}`));
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
 
 /** testify's failure blocks: the distinct `Messages:` of the failed assertions, or `Error:` lines without one. */
 export function failedAssertions(output: string): string[] {
@@ -81,7 +53,7 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
   let kubeconfig: string;
   let work: string;
   const upstreamEnv = () => t.env({ PATH: process.env['PATH'] ?? '' });
-  const upstream = (args: string[], timeoutMs = 120_000) => runBinary(up.tptctl, args, upstreamEnv(), timeoutMs, t.home);
+  const upstream = (args: string[], timeoutMs = 120_000) => runProgram(up.tptctl, args, { env: upstreamEnv(), timeoutMs, cwd: t.home });
   const kubectl = (args: string[]) => {
     const r = spawnSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' });
     assert.equal(r.status, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
@@ -226,7 +198,7 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
   });
 
   test("upstream's integration test TestWorkloadE2E: every assertion passes but the known ones", { timeout: 1_200_000 }, async () => {
-    const r = await runBinary(up.workloadE2E, ['-test.run', '^TestWorkloadE2E$', '-test.v', '-test.timeout', '18m'], upstreamEnv(), 1_150_000, t.home);
+    const r = await runProgram(up.workloadE2E, ['-test.run', '^TestWorkloadE2E$', '-test.v', '-test.timeout', '18m'], { env: upstreamEnv(), timeoutMs: 1_150_000, cwd: t.home });
     const output = r.stdout + r.stderr;
     const failed = failedAssertions(output);
     const unexpected = failed.filter((m) => !(m in KNOWN_E2E_FAILURES));

@@ -134,3 +134,94 @@ test(
     }
   },
 );
+
+const statefulManifest = `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: uploads
+  namespace: default
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: default
+spec:
+  serviceName: db
+  replicas: 1
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: registry.k8s.io/pause:3.10
+        volumeMounts: [{name: data, mountPath: /data}, {name: uploads, mountPath: /uploads}]
+      volumes: [{name: uploads, persistentVolumeClaim: {claimName: uploads}}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 8Gi}}
+`;
+
+test(
+  'simulated clusters: claims without a class bind through the default StorageClass, and pods get the kubelet events',
+  { skip: skipKube ? 'THREEPORT_SKIP_KUBE=1: Kubernetes integration tests skipped' : false, timeout: 300_000 },
+  async () => {
+    let set: KubeClusterSet | undefined;
+    try {
+      set = await startKubeClusters({ names: ['storage'] });
+      const c = set.get('storage');
+      const classes = JSON.parse(await kubectl(c, ['get', 'storageclass', '-o', 'json'])) as {
+        items: { metadata: { name: string; annotations?: Record<string, string> }; provisioner: string }[];
+      };
+      assert.deepEqual(
+        classes.items.map((s) => [s.metadata.name, s.provisioner, s.metadata.annotations?.['storageclass.kubernetes.io/is-default-class']]),
+        [['standard', 'kubernetes.io/host-path', 'true']],
+      );
+      await kubectl(c, ['apply', '-f', '-'], statefulManifest);
+      await pollUntil(
+        'statefulset db ready (its claims bound)',
+        async () => {
+          const s = (await c.request('GET', '/apis/apps/v1/namespaces/default/statefulsets/db')).json as { status?: { readyReplicas?: number } };
+          return s.status?.readyReplicas === 1 ? true : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      const claims = JSON.parse(await kubectl(c, ['get', 'pvc', '-o', 'json'])) as { items: { metadata: { name: string }; status: { phase: string } }[] };
+      assert.deepEqual(claims.items.map((p) => [p.metadata.name, p.status.phase]).sort(), [['data-db-0', 'Bound'], ['uploads', 'Bound']]);
+      // The scheduler's Scheduled, then kwok's kubelet-like Pulled, Created and Started, in that order.
+      const reasons = await pollUntil(
+        'the events of pod db-0',
+        async () => {
+          const list = JSON.parse(await kubectl(c, ['get', 'events', '--field-selector', 'involvedObject.name=db-0', '-o', 'json'])) as {
+            items: { reason: string; type: string; firstTimestamp?: string; eventTime?: string; metadata: { creationTimestamp: string } }[];
+          };
+          const normal = list.items.filter((e) => e.type === 'Normal').sort((a, b) => Date.parse(a.metadata.creationTimestamp) - Date.parse(b.metadata.creationTimestamp));
+          const got = normal.map((e) => e.reason);
+          return ['Scheduled', 'Pulled', 'Created', 'Started'].every((r) => got.includes(r)) ? got : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      const order = ['Pulled', 'Created', 'Started'].map((r) => reasons.indexOf(r));
+      assert.deepEqual([...order].sort((x, y) => x - y), order, `kubelet events in order: ${reasons.join(', ')}`);
+      // Deleting a claim removes its volume (reclaim policy Delete).
+      await kubectl(c, ['delete', 'statefulset', 'db', '--wait=false']);
+      await kubectl(c, ['delete', 'pvc', 'uploads', 'data-db-0', '--wait=false']);
+      await pollUntil(
+        'the volumes deleted with their claims',
+        async () => ((JSON.parse(await kubectl(c, ['get', 'pv', '-o', 'json'])) as { items: unknown[] }).items.length === 0 ? true : undefined),
+        { timeoutMs: 90_000, intervalMs: 1000 },
+      );
+    } finally {
+      await set?.stopAll();
+    }
+  },
+);

@@ -108,7 +108,7 @@ test('workloads: realistic apps on two clusters, rollouts, drift repair, status,
     ] as const) {
       const wris = await list(server, 'workload-resource-instances', `workloadinstanceid=${String(inst['ID'])}`);
       assert.equal(wris.length, 9, 'one WRI per resource plus the generated Namespace');
-      assert.ok(wris.every((w) => w['Reconciled'] === true));
+      assert.ok(wris.every((w) => w['Reconciled'] === true), JSON.stringify(wris.filter((w) => w['Reconciled'] !== true).map((w) => [(w['JSONDefinition'] as KubeObject).kind, w['Reconciled'], w['LastOperation']])));
       const nsWri = wris.find((w) => (w['JSONDefinition'] as KubeObject).kind === 'Namespace')!;
       const ns = (nsWri['JSONDefinition'] as KubeObject).metadata.name;
       assert.match(ns, new RegExp(`^${name}-[a-z0-9]{10}$`));

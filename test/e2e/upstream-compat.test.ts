@@ -33,7 +33,25 @@ const CP = 'upstream';
  * The assertions of upstream's TestWorkloadE2E that still fail against us, each with why. The
  * test below fails when another one fails, and when one of these passes (then remove it here).
  */
-export const KNOWN_E2E_FAILURES: Readonly<Record<string, string>> = {};
+export const KNOWN_E2E_FAILURES: Readonly<Record<string, string>> = {
+  'should have no error updating gateway definition':
+    'PATCH /v0/gateway-definitions/:id with HttpPorts is refused (400 "Update of associated objects is not allowed"); issue 16 item 1, the api engineer',
+  'should be able to delete gateway definition':
+    'the GatewayInstance attached to the deleted WorkloadInstance is not deleted with it (no gateway controller yet: support services), so it blocks its definition',
+  'gateway definition deletion reconciliation should be complete': 'follows from the GatewayDefinition never being deleted',
+  'should be able to delete domain name definition':
+    'likewise the DomainNameInstance attached to the WorkloadInstance blocks its definition (support services)',
+  // The second test workload reuses the names of the first one's definitions, which were left behind.
+  'should have no error creating domain name definition': 'follows: DomainNameDefinition "domainNameDefinition" of the first workload still exists (409)',
+  'should have no error creating gateway definition': 'follows: GatewayDefinition "gateway-definition" of the first workload still exists (409)',
+};
+
+/**
+ * After that 409, upstream's test updates the gateway definition it failed to create, and its
+ * client dereferences the missing ID: the run ends in this panic, so the second workload's later
+ * assertions do not run. Only this panic, after those known failures, is accepted.
+ */
+export const KNOWN_E2E_PANIC = 'github.com/threeport/threeport/pkg/client/v0.UpdateGatewayDefinition(';
 
 /** testify's failure blocks: the distinct `Messages:` of the failed assertions, or `Error:` lines without one. */
 export function failedAssertions(output: string): string[] {
@@ -106,7 +124,7 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     );
     assert.equal(row['KUBERNETES RUNTIME INSTANCE'], `threeport-${CP}`);
     // Both claims were bound by the host-path provisioner behind the default StorageClass.
-    const claims = JSON.parse(kubectl(['get', 'pvc', '-n', 'default', '-o', 'json'])) as { items: Array<{ metadata: { name: string }; status: { phase: string }; spec: { storageClassName: string } }> };
+    const claims = JSON.parse(kubectl(['get', 'pvc', '--all-namespaces', '-o', 'json'])) as { items: Array<{ metadata: { name: string }; status: { phase: string }; spec: { storageClassName: string } }> };
     assert.deepEqual(
       claims.items.map((c) => [c.metadata.name, c.status.phase, c.spec.storageClassName]).sort(),
       [
@@ -135,7 +153,7 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     const deleted = await t.run(['delete', 'workload', '-c', sample]);
     assert.equal(deleted.code, 0, deleted.stderr);
     await eventually('the claims released with the workload', async () => {
-      const left = JSON.parse(kubectl(['get', 'pvc', '-n', 'default', '-o', 'json'])) as { items: unknown[] };
+      const left = JSON.parse(kubectl(['get', 'pvc', '--all-namespaces', '-o', 'json'])) as { items: unknown[] };
       const wis = await api.listAll(workload.WorkloadInstance, { Name: 'wordpress' });
       return wis.length === 0 && left.items.length <= 1 ? true : undefined; // the StatefulSet's claim outlives it, as on any cluster
     }, 120_000);
@@ -179,7 +197,7 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     assert.match(eks.stdout, /test-runtime-01/);
   });
 
-  test("upstream's tptctl: create, describe and delete a workload from upstream's sample", { timeout: 400_000 }, async () => {
+  test("upstream's tptctl: create, get, describe and delete a workload from upstream's sample", { timeout: 400_000 }, async () => {
     const sample = join(up.moduleDir, 'samples', 'workload', 'wordpress-workload-local.yaml');
     const created = await upstream(['create', 'workload', '-c', sample]);
     assert.equal(created.code, 0, `${created.stdout}\n${created.stderr}`);
@@ -188,10 +206,13 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
       async () => ((await api.findByName(workload.WorkloadInstance, 'wordpress'))?.Status === 'Healthy' ? true : undefined),
       300_000,
     );
-    const described = await upstream(['describe', 'workload', '-c', sample]);
+    const listed = await upstream(['get', 'workloads']);
+    assert.equal(listed.code, 0, `${listed.stdout}\n${listed.stderr}`);
+    assert.match(listed.stdout, /wordpress/);
+    const described = await upstream(['describe', 'workload-instance', '-n', 'wordpress', '-o', 'json']);
     assert.equal(described.code, 0, `${described.stdout}\n${described.stderr}`);
     assert.doesNotMatch(described.stdout + described.stderr, /panic|nil pointer/);
-    assert.match(described.stdout + described.stderr, /wordpress/);
+    assert.match(described.stdout, /"Name": ?"wordpress"/);
     const deleted = await upstream(['delete', 'workload', '-c', sample]);
     assert.equal(deleted.code, 0, `${deleted.stdout}\n${deleted.stderr}`);
     await eventually('the workload gone', async () => ((await api.findByName(workload.WorkloadInstance, 'wordpress')) ? undefined : true), 120_000);
@@ -203,10 +224,19 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     const failed = failedAssertions(output);
     const unexpected = failed.filter((m) => !(m in KNOWN_E2E_FAILURES));
     const fixed = Object.keys(KNOWN_E2E_FAILURES).filter((m) => !failed.includes(m));
-    assert.doesNotMatch(output, /panic:/, output.slice(-6000));
-    assert.deepEqual(unexpected, [], `assertions of TestWorkloadE2E that fail:\n${output.slice(-8000)}`);
-    assert.deepEqual(fixed, [], 'these now pass: remove them from KNOWN_E2E_FAILURES');
-    if (failed.length === 0) assert.equal(r.code, 0, output.slice(-4000));
     assert.match(output, /=== RUN {3}TestWorkloadE2E/);
+    assert.deepEqual(unexpected, [], `assertions of TestWorkloadE2E that fail:\n${output.slice(-8000)}`);
+    assert.deepEqual(fixed, [], `these now pass: remove them from KNOWN_E2E_FAILURES\n${output.slice(-8000)}`);
+    const panic = /\npanic: (.*)\n[\s\S]*/.exec(output);
+    if (panic) {
+      // The first frame below the runtime's own is the one that panicked.
+      const frame = panic[0].split('\n').find((l) => l.startsWith('github.com/threeport/'));
+      assert.ok(frame?.startsWith(KNOWN_E2E_PANIC) && failed.includes('should have no error creating gateway definition'), `unexpected panic:\n${panic[0].slice(0, 4000)}`);
+    } else {
+      assert.equal(r.code, failed.length === 0 ? 0 : 1, output.slice(-4000));
+    }
+    // The first workload's lifecycle assertions all passed: reconciled definition, its resources on
+    // the simulated cluster, a Started WorkloadEvent, deletion, and the resources gone.
+    assert.match(output, /testing workload: managed-namespace-workload/, 'the first workload ran to its end');
   });
 });

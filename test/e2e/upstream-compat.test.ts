@@ -159,6 +159,50 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     }, 120_000);
   });
 
+  test('our tptctl: a Down workload says why in get workloads, and describe shows the Warning', { timeout: 240_000 }, async () => {
+    writeFileSync(
+      join(work, 'stuck-manifest.yaml'),
+      [
+        'apiVersion: v1',
+        'kind: PersistentVolumeClaim',
+        'metadata: {name: stuck-data}',
+        'spec:',
+        '  storageClassName: no-such-class',
+        '  accessModes: [ReadWriteOnce]',
+        '  resources: {requests: {storage: 1Gi}}',
+        '---',
+        'apiVersion: apps/v1',
+        'kind: Deployment',
+        'metadata: {name: stuck}',
+        'spec:',
+        '  selector: {matchLabels: {app: stuck}}',
+        '  template:',
+        '    metadata: {labels: {app: stuck}}',
+        '    spec:',
+        '      containers: [{name: app, image: example.com/app:1, volumeMounts: [{name: data, mountPath: /data}]}]',
+        '      volumes: [{name: data, persistentVolumeClaim: {claimName: stuck-data}}]',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(work, 'stuck.yaml'), 'Workload:\n  Name: stuck\n  YAMLDocument: stuck-manifest.yaml\n');
+    const created = await t.run(['create', 'workload', '-c', join(work, 'stuck.yaml')]);
+    assert.equal(created.code, 0, created.stderr);
+    const status = await eventually(
+      'stuck Down with its reason',
+      async () => {
+        const r = parseTable((await t.run(['get', 'workloads'])).stdout).rows.find((x) => x['NAME'] === 'stuck');
+        return r?.['STATUS']?.includes('FailedScheduling') ? r['STATUS'] : undefined;
+      },
+      120_000,
+    );
+    assert.match(status, /^Down: Deployment stuck: no ready replicas \(FailedScheduling: .*unbound immediate PersistentVolumeClaims/);
+    const described = await t.run(['describe', 'workload-instance', '-n', 'stuck']);
+    assert.match(described.stdout, /\nStatus: +Down: Deployment stuck: no ready replicas/);
+    assert.match(described.stdout.split('Workload Events (newest first):\n')[1] ?? '', /Warning +FailedScheduling/);
+    const deleted = await t.run(['delete', 'workload', '-c', join(work, 'stuck.yaml')]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+  });
+
   test("our tptctl: upstream's EKS sample configs do not race the runtime controller, and a missing definition is named", { timeout: 240_000 }, async () => {
     writeFileSync(
       join(work, 'default-aws-account.yaml'),

@@ -191,7 +191,9 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
       'stuck Down with its reason',
       async () => {
         const r = parseTable((await t.run(['get', 'workloads'])).stdout).rows.find((x) => x['NAME'] === 'stuck');
-        return r?.['STATUS']?.includes('FailedScheduling') ? r['STATUS'] : undefined;
+        // The scheduler may first see the Deployment's pod before its claim exists ("not found");
+        // the reason follows the newest warning.
+        return r?.['STATUS']?.includes('unbound immediate PersistentVolumeClaims') ? r['STATUS'] : undefined;
       },
       120_000,
     );

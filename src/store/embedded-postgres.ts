@@ -110,7 +110,9 @@ export class EmbeddedPostgres {
 
     const started = Date.now();
     const socket = join(this.socketDir, `.s.PGSQL.${this.options.tcpPort ?? 5432}`);
-    while (!existsSync(socket) || !existsSync(join(this.dataDir, 'postmaster.pid')) || !this.#ready()) {
+    // After a crash the data directory still holds the dead postmaster's socket file and a
+    // postmaster.pid that says "ready": only the pid file of *this* child counts.
+    while (!existsSync(socket) || !this.#ready(child.pid)) {
       if (exited !== undefined) {
         throw new Error(`embedded PostgreSQL exited with code ${exited} during start-up; see ${logPath}`);
       }
@@ -123,11 +125,11 @@ export class EmbeddedPostgres {
     this.#log(`embedded PostgreSQL ready in ${Date.now() - started} ms (pid ${child.pid})`);
   }
 
-  #ready(): boolean {
-    // postmaster.pid's 8th line is the server status; "ready" once it accepts connections.
+  #ready(pid: number | undefined): boolean {
+    // postmaster.pid: line 1 is the postmaster's PID, line 8 its status, "ready" once it accepts connections.
     try {
       const lines = readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n');
-      return (lines[7] ?? '').trim() === 'ready';
+      return Number(lines[0]) === pid && (lines[7] ?? '').trim() === 'ready';
     } catch {
       return false;
     }
@@ -156,10 +158,27 @@ export class EmbeddedPostgres {
     if (!existsSync(pidFile)) return;
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return;
+    if (!this.#isOurPostmaster(pid)) {
+      // The postmaster died with its group (SIGKILL, OOM) and its PID now belongs to someone else:
+      // the pid file is stale. PostgreSQL would refuse to start while that PID lives, so remove it.
+      this.#log(`removing stale postmaster.pid (PID ${pid} is not a PostgreSQL of ${this.dataDir})`);
+      rmSync(pidFile, { force: true });
+      return;
+    }
     this.#log(`stopping PostgreSQL ${pid} left over from an earlier run`);
     process.kill(pid, 'SIGINT');
     for (let i = 0; i < 400 && processAlive(pid); i++) await sleep(25);
     if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+
+  /** Whether `pid` is a postgres process serving this data directory (Linux /proc; assume yes elsewhere). */
+  #isOurPostmaster(pid: number): boolean {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return cmdline.some((a) => a.endsWith('postgres')) && cmdline.includes(this.dataDir);
+    } catch {
+      return platform() !== 'linux';
+    }
   }
 
   /** Fast shutdown: active transactions roll back, committed ones are on disk. */

@@ -1,9 +1,11 @@
 // The HTTP(S) API server: the v0 routes, the envelope on every response
 // (errors included), OpenAPI and Swagger UI, and mutual TLS.
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { KINDS, KIND_BY_PLURAL } from '../kinds/index.js';
 import { InputError, isThreeportError } from '../errors.js';
+import { MAX_ERROR_MESSAGE, clip } from '../kinds/input-limits.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { VERSION } from '../version.js';
 import { errorEnvelope } from './envelope.js';
@@ -41,7 +43,12 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
     loggerInstance: options.logger,
     disableRequestLogging: true,
     bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
-    return503OnClosing: true,
+    // On SIGTERM a request that already reached us (on a kept-alive connection too) gets its normal
+    // reply; new connections are refused once the listener is closed.
+    return503OnClosing: false,
+    // Our own request IDs: the one a client may read in a 500 and find in the server log.
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
     routerOptions: { ignoreTrailingSlash: true },
   };
   if (options.tls) {
@@ -73,10 +80,20 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
     done(new InputError(`unsupported content type ${JSON.stringify(req.headers['content-type'])}: send application/json`), undefined);
   });
 
+  // We do not decode compressed bodies: one declared compressed would otherwise be read as plain text.
+  app.addHook('onRequest', async (req) => {
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw Object.assign(new Error(`unsupported Content-Encoding ${JSON.stringify(clip(encoding, 100))}: send the body uncompressed`), {
+        statusCode: 415,
+      });
+    }
+  });
+
   app.setErrorHandler((err, req, reply) => {
     const type = typeForUrl(req.url);
     if (isThreeportError(err)) {
-      return reply.code(err.status).type(JSON_TYPE).send(errorEnvelope(type, err.status, err.message));
+      return reply.code(err.status).type(JSON_TYPE).send(errorEnvelope(type, err.status, clip(err.message, MAX_ERROR_MESSAGE)));
     }
     const fastifyError = err as { statusCode?: number; code?: string; message: string };
     if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -90,10 +107,15 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
       return reply
         .code(fastifyError.statusCode)
         .type(JSON_TYPE)
-        .send(errorEnvelope(type, fastifyError.statusCode, fastifyError.message));
+        .send(errorEnvelope(type, fastifyError.statusCode, clip(fastifyError.message, MAX_ERROR_MESSAGE)));
     }
-    req.log.error({ err, method: req.method, url: req.url.split('?')[0] }, 'request failed');
-    return reply.code(500).type(JSON_TYPE).send(errorEnvelope(type, 500, (err as Error).message));
+    // The cause (a PostgreSQL error, a bug) goes to the log only; the client gets the request ID to quote.
+    req.log.error({ err, reqId: req.id, method: req.method, url: req.url.split('?')[0] }, 'request failed');
+    return reply
+      .code(500)
+      .header('x-request-id', req.id)
+      .type(JSON_TYPE)
+      .send(errorEnvelope(type, 500, `internal server error (request ID ${req.id}); the server log has the details`));
   });
   app.setNotFoundHandler((req, reply) =>
     reply

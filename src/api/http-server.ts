@@ -9,7 +9,8 @@ import { MAX_ERROR_MESSAGE, clip } from '../kinds/input-limits.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { VERSION } from '../version.js';
 import { errorEnvelope } from './envelope.js';
-import { JSON_TYPE, registerKindRoutes } from './kind-routes.js';
+import { JSON_TYPE, registerKindRoutes, type ServerCheck } from './kind-routes.js';
+import { localRepoProblem } from './local-chart-root.js';
 import { registerCustomRoutes } from './custom-routes.js';
 import { buildOpenApi } from './openapi.js';
 
@@ -28,6 +29,8 @@ export interface ApiServerOptions {
   /** Extra routes served beside the API (e.g. /metrics). */
   extend?: (app: FastifyInstance) => void;
   ready?: () => boolean;
+  /** The one directory under which HelmWorkloadDefinition.Repo may name a local chart (none when unset). */
+  helmChartDir?: string;
 }
 
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
@@ -137,7 +140,10 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
   await app.register(swagger, { mode: 'static', specification: { document: openapi as never } });
   await app.register(swaggerUi, { routePrefix: '/swagger', uiConfig: { url: '/swagger/doc.json' } as never });
 
-  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store);
+  const serverChecks: Record<string, ServerCheck> = {
+    HelmWorkloadDefinition: (fields) => localRepoProblem(fields['Repo'], options.helmChartDir),
+  };
+  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store, serverChecks[kind.name]);
   registerCustomRoutes(app, options.store);
   options.extend?.(app);
   return app;

@@ -67,7 +67,10 @@ async function checkStored(
 
 type Req = FastifyRequest<{ Params: { id?: string }; Querystring: Record<string, unknown> }>;
 
-export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: ObjectStore): void {
+/** A rule the server adds to a kind from its own configuration: the fields of a write → the problem (400). */
+export type ServerCheck = (fields: Readonly<Record<string, unknown>>) => string | undefined;
+
+export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: ObjectStore, serverCheck?: ServerCheck): void {
   const base = `/v0/${kind.plural}`;
   const send = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type(JSON_TYPE).send(body);
 
@@ -79,9 +82,15 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
   // concurrent writes cannot each pass the check against the state before the other.
   const checked = <T>(work: (client: Queryable) => Promise<T>): Promise<T> =>
     kind.checkStored ? store.withGraphLock(kind, work) : work(store.db.pool);
+  const validate = (body: unknown, mode: 'create' | 'patch' | 'put') => {
+    const fields = validatePayload(kind, body, mode);
+    const problem = serverCheck?.(fields);
+    if (problem) throw new InputError(problem);
+    return fields;
+  };
 
   app.post(base, async (req: Req, reply) => {
-    const fields = validatePayload(kind, req.body, 'create');
+    const fields = validate(req.body, 'create');
     const json = await checked(async (client) => {
       await checkStored(kind, store, fields, undefined, client);
       return store.create(kind, fields, {}, client);
@@ -102,7 +111,7 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
 
   app.patch(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
-    const fields = validatePayload(kind, req.body, 'patch');
+    const fields = validate(req.body, 'patch');
     const json = await checked(async (client) => {
       if (kind.check || kind.checkStored) {
         // Cross-field rules hold for the object as it will be, not just for the patch.
@@ -118,7 +127,7 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
 
   app.put(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
-    const fields = validatePayload(kind, req.body, 'put');
+    const fields = validate(req.body, 'put');
     const json = await checked(async (client) => {
       await checkStored(kind, store, fields, id, client);
       return store.put(kind, id, fields, client);

@@ -120,12 +120,27 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
       .type(JSON_TYPE)
       .send(errorEnvelope(type, 500, `internal server error (request ID ${req.id}); the server log has the details`));
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .type(JSON_TYPE)
-      .send(errorEnvelope(typeForUrl(req.url), 404, `no route for ${req.method} ${req.url.split('?')[0]}`)),
-  );
+  // Every route's path pattern and methods, so that a known path with another method gets 405.
+  const routes: Array<{ pattern: RegExp; methods: Set<string> }> = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}/?$`);
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).map(String);
+    const known = routes.find((r) => r.pattern.source === pattern.source);
+    if (known) for (const m of methods) known.methods.add(m);
+    else routes.push({ pattern, methods: new Set(methods) });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const allowed = new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]));
+    if (allowed.size > 0) {
+      return reply
+        .code(405)
+        .header('allow', [...allowed].sort().join(', '))
+        .type(JSON_TYPE)
+        .send(errorEnvelope(typeForUrl(req.url), 405, `method ${req.method} is not allowed on ${path}; allowed: ${[...allowed].sort().join(', ')}`));
+    }
+    return reply.code(404).type(JSON_TYPE).send(errorEnvelope(typeForUrl(req.url), 404, `no route for ${req.method} ${path}`));
+  });
 
   app.get('/version', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify({ Version: VERSION })));
   app.get('/readyz', async (_req, reply) => {

@@ -37,7 +37,8 @@ export function localRepoProblem(repo: unknown, root: string | undefined): strin
     return `field HelmWorkloadDefinition.Repo ${shown} is a local directory, and this server accepts none (start it with --helm-chart-dir to allow charts under one directory); use an https:// chart repository or an oci:// registry`;
   }
   const base = real(root);
-  const target = real(isAbsolute(path) ? path : resolve(base, path));
+  // Relative to the server's working directory, as the helm controller resolves it (chartSource).
+  const target = real(isAbsolute(path) ? path : resolve(path));
   const rel = relative(base, target);
   if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
     return `field HelmWorkloadDefinition.Repo ${shown} is outside the server's chart directory; local charts must be under ${base}`;

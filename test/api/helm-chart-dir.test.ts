@@ -29,12 +29,12 @@ describe('local chart directories', () => {
     ((await api.server.db.query('SELECT count(*)::int AS n FROM v0_helm_workload_definitions')).rows[0] as { n: number }).n;
 
   test('under --helm-chart-dir is accepted; outside it, .. and symlinks out are 400', async () => {
-    for (const repo of [charts, join(charts, 'web'), `file://${join(charts, 'web')}`, 'web', 'https://charts.example.com', 'oci://registry.example.com/charts']) {
+    for (const repo of [charts, join(charts, 'web'), `file://${join(charts, 'web')}`, 'https://charts.example.com', 'oci://registry.example.com/charts']) {
       const res = await call(limited, 'POST', '/v0/helm-workload-definitions', { Name: `ok-${Math.random()}`, Repo: repo, Chart: 'web' });
       assert.equal(res.status, 201, `${repo}: ${res.text}`);
     }
     const before = await count(limited);
-    for (const repo of ['/etc', join(charts, '..', 'private'), join(charts, 'escape'), '../private', 'file:///etc']) {
+    for (const repo of ['/etc', join(charts, '..', 'private'), join(charts, 'escape'), 'web', '../private', 'file:///etc']) {
       const res = await call(limited, 'POST', '/v0/helm-workload-definitions', { Name: 'bad', Repo: repo, Chart: 'web' });
       assert.equal(res.status, 400, `${repo}: ${res.text}`);
       assert.match(res.body.Status.error, /^field HelmWorkloadDefinition\.Repo ".*" is outside the server's chart directory; local charts must be under /);

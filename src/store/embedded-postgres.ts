@@ -152,23 +152,30 @@ export class EmbeddedPostgres {
     writeFileSync(join(this.options.dir, 'README'), 'PostgreSQL data of a Threeport control plane. Do not edit.\n');
   }
 
-  /** A server left running by a killed control plane still holds the data directory: stop it first. */
+  /**
+   * A server left running by a killed control plane still holds the data directory: stop it
+   * first. Lock files (postmaster.pid, the socket's .lock) whose PID is not a live postgres of
+   * this directory are stale: the postmaster died with its group (SIGKILL, OOM) and its PID is
+   * gone, a zombie not yet reaped, or reused. PostgreSQL refuses to start while such a PID
+   * answers, so those files are removed.
+   */
   async #stopStale(): Promise<void> {
-    const pidFile = join(this.dataDir, 'postmaster.pid');
-    if (!existsSync(pidFile)) return;
-    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return;
-    if (!this.#isOurPostmaster(pid)) {
-      // The postmaster died with its group (SIGKILL, OOM) and its PID now belongs to someone else:
-      // the pid file is stale. PostgreSQL would refuse to start while that PID lives, so remove it.
-      this.#log(`removing stale postmaster.pid (PID ${pid} is not a PostgreSQL of ${this.dataDir})`);
-      rmSync(pidFile, { force: true });
-      return;
+    const locks = [join(this.dataDir, 'postmaster.pid'), join(this.socketDir, `.s.PGSQL.${this.options.tcpPort ?? 5432}.lock`)];
+    for (const file of locks) {
+      if (!existsSync(file)) continue;
+      const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid) && this.#isOurPostmaster(pid)) {
+        this.#log(`stopping PostgreSQL ${pid} left over from an earlier run`);
+        process.kill(pid, 'SIGINT');
+        for (let i = 0; i < 400 && processAlive(pid) && this.#isOurPostmaster(pid); i++) await sleep(25);
+        if (processAlive(pid) && this.#isOurPostmaster(pid)) process.kill(pid, 'SIGKILL');
+        continue;
+      }
+      if (existsSync(file)) {
+        this.#log(`removing stale ${file} (PID ${pid} is not a running PostgreSQL of ${this.dataDir})`);
+        rmSync(file, { force: true });
+      }
     }
-    this.#log(`stopping PostgreSQL ${pid} left over from an earlier run`);
-    process.kill(pid, 'SIGINT');
-    for (let i = 0; i < 400 && processAlive(pid); i++) await sleep(25);
-    if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   }
 
   /** Whether `pid` is a postgres process serving this data directory (Linux /proc; assume yes elsewhere). */

@@ -4,7 +4,7 @@
 // in any round must be there afterwards, and be reconciled.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +26,10 @@ test(`${ROUNDS} rounds of SIGKILL to the process group and restart: every start 
   try {
     for (let round = 0; round < ROUNDS; round++) {
       // No retry: a start that fails here is the bug.
-      const server = await spawnServer(args, {}, 60_000, { detached: true });
+      const server = await spawnServer(args, {}, 60_000, { detached: true }).catch((err: unknown) => {
+        const log = join(dataDir, 'db', 'postgres.log');
+        throw new Error(`round ${round}: ${String(err)}\npostgres.log:\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-3000) : '(none)'}`);
+      });
       let stop = false;
       const writers = Array.from({ length: 4 }, async (_, w) => {
         for (let i = 0; !stop && i < 150; i++) {

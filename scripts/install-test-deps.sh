@@ -45,6 +45,18 @@ fi
 
 need_go() { if ! command -v go >/dev/null 2>&1; then apt_install golang-go; fi; }
 
+# schemathesis (PyPI): the schema-driven fuzzer that test/api/fuzz-openapi.test.ts runs against
+# /swagger/doc.json. Pinned, in its own venv cached outside the repo by version.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV="${HOME}/.cache/threeport/schemathesis/${SCHEMATHESIS_VERSION}"
+if [ ! -x "${SCHEMATHESIS_VENV}/bin/st" ]; then
+  say "pip install schemathesis==${SCHEMATHESIS_VERSION} into ${SCHEMATHESIS_VENV}"
+  rm -rf "${SCHEMATHESIS_VENV}"
+  python3 -m venv "${SCHEMATHESIS_VENV}"
+  "${SCHEMATHESIS_VENV}/bin/python" -m pip install --quiet "schemathesis==${SCHEMATHESIS_VERSION}"
+fi
+say "schemathesis: ${SCHEMATHESIS_VENV}/bin/st"
+
 if [ "${THREEPORT_SKIP_KUBE:-}" = 1 ]; then
   say "THREEPORT_SKIP_KUBE=1: not building the Kubernetes test binaries"
 else

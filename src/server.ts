@@ -36,6 +36,8 @@ export interface ServerConfig {
   /** Base64 AES-256 key; from ENCRYPTION_KEY, or generated into the data dir in embedded mode. */
   encryptionKey?: string;
   bodyLimitBytes?: number;
+  /** HelmWorkloadDefinition.Repo may name local chart directories only under this one. */
+  helmChartDir?: string;
   logger: Logger;
   /** Role controllers|all: the reconcilers to run (default: the built-in controllers). */
   reconcilers?: readonly Reconciler[];
@@ -107,6 +109,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         logger: log,
         ...(pki ? { tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key } } : {}),
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
+        ...(config.helmChartDir ? { helmChartDir: config.helmChartDir } : {}),
         ready: () => !closing,
         extend: (api) => {
           api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));

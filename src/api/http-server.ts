@@ -1,13 +1,16 @@
 // The HTTP(S) API server: the v0 routes, the envelope on every response
 // (errors included), OpenAPI and Swagger UI, and mutual TLS.
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { KINDS, KIND_BY_PLURAL } from '../kinds/index.js';
 import { InputError, isThreeportError } from '../errors.js';
+import { MAX_ERROR_MESSAGE, clip } from '../kinds/input-limits.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { VERSION } from '../version.js';
 import { errorEnvelope } from './envelope.js';
-import { JSON_TYPE, registerKindRoutes } from './kind-routes.js';
+import { JSON_TYPE, registerKindRoutes, type ServerCheck } from './kind-routes.js';
+import { localRepoProblem } from './local-chart-root.js';
 import { registerCustomRoutes } from './custom-routes.js';
 import { buildOpenApi } from './openapi.js';
 
@@ -26,6 +29,8 @@ export interface ApiServerOptions {
   /** Extra routes served beside the API (e.g. /metrics). */
   extend?: (app: FastifyInstance) => void;
   ready?: () => boolean;
+  /** The one directory under which HelmWorkloadDefinition.Repo may name a local chart (none when unset). */
+  helmChartDir?: string;
 }
 
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
@@ -41,7 +46,12 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
     loggerInstance: options.logger,
     disableRequestLogging: true,
     bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
-    return503OnClosing: true,
+    // On SIGTERM a request that already reached us (on a kept-alive connection too) gets its normal
+    // reply; new connections are refused once the listener is closed.
+    return503OnClosing: false,
+    // Our own request IDs: the one a client may read in a 500 and find in the server log.
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
     routerOptions: { ignoreTrailingSlash: true },
   };
   if (options.tls) {
@@ -73,10 +83,20 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
     done(new InputError(`unsupported content type ${JSON.stringify(req.headers['content-type'])}: send application/json`), undefined);
   });
 
+  // We do not decode compressed bodies: one declared compressed would otherwise be read as plain text.
+  app.addHook('onRequest', async (req) => {
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw Object.assign(new Error(`unsupported Content-Encoding ${JSON.stringify(clip(encoding, 100))}: send the body uncompressed`), {
+        statusCode: 415,
+      });
+    }
+  });
+
   app.setErrorHandler((err, req, reply) => {
     const type = typeForUrl(req.url);
     if (isThreeportError(err)) {
-      return reply.code(err.status).type(JSON_TYPE).send(errorEnvelope(type, err.status, err.message));
+      return reply.code(err.status).type(JSON_TYPE).send(errorEnvelope(type, err.status, clip(err.message, MAX_ERROR_MESSAGE)));
     }
     const fastifyError = err as { statusCode?: number; code?: string; message: string };
     if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -90,17 +110,37 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
       return reply
         .code(fastifyError.statusCode)
         .type(JSON_TYPE)
-        .send(errorEnvelope(type, fastifyError.statusCode, fastifyError.message));
+        .send(errorEnvelope(type, fastifyError.statusCode, clip(fastifyError.message, MAX_ERROR_MESSAGE)));
     }
-    req.log.error({ err, method: req.method, url: req.url.split('?')[0] }, 'request failed');
-    return reply.code(500).type(JSON_TYPE).send(errorEnvelope(type, 500, (err as Error).message));
-  });
-  app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
+    // The cause (a PostgreSQL error, a bug) goes to the log only; the client gets the request ID to quote.
+    req.log.error({ err, reqId: req.id, method: req.method, url: req.url.split('?')[0] }, 'request failed');
+    return reply
+      .code(500)
+      .header('x-request-id', req.id)
       .type(JSON_TYPE)
-      .send(errorEnvelope(typeForUrl(req.url), 404, `no route for ${req.method} ${req.url.split('?')[0]}`)),
-  );
+      .send(errorEnvelope(type, 500, `internal server error (request ID ${req.id}); the server log has the details`));
+  });
+  // Every route's path pattern and methods, so that a known path with another method gets 405.
+  const routes: Array<{ pattern: RegExp; methods: Set<string> }> = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}/?$`);
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).map(String);
+    const known = routes.find((r) => r.pattern.source === pattern.source);
+    if (known) for (const m of methods) known.methods.add(m);
+    else routes.push({ pattern, methods: new Set(methods) });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const allowed = new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]));
+    if (allowed.size > 0) {
+      return reply
+        .code(405)
+        .header('allow', [...allowed].sort().join(', '))
+        .type(JSON_TYPE)
+        .send(errorEnvelope(typeForUrl(req.url), 405, `method ${req.method} is not allowed on ${path}; allowed: ${[...allowed].sort().join(', ')}`));
+    }
+    return reply.code(404).type(JSON_TYPE).send(errorEnvelope(typeForUrl(req.url), 404, `no route for ${req.method} ${path}`));
+  });
 
   app.get('/version', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify({ Version: VERSION })));
   app.get('/readyz', async (_req, reply) => {
@@ -115,7 +155,10 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
   await app.register(swagger, { mode: 'static', specification: { document: openapi as never } });
   await app.register(swaggerUi, { routePrefix: '/swagger', uiConfig: { url: '/swagger/doc.json' } as never });
 
-  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store);
+  const serverChecks: Record<string, ServerCheck> = {
+    HelmWorkloadDefinition: (fields) => localRepoProblem(fields['Repo'], options.helmChartDir),
+  };
+  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store, serverChecks[kind.name]);
   registerCustomRoutes(app, options.store);
   options.extend?.(app);
   return app;

@@ -5,6 +5,7 @@ import { kindNamed } from '../kinds/index.js';
 import { parseFilters, validatePayload } from '../kinds/validate.js';
 import { InputError, NotFoundError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { Queryable } from '../store/database.js';
 import { envelope, single } from './envelope.js';
 
 export const JSON_TYPE = 'application/json; charset=UTF-8';
@@ -40,14 +41,20 @@ export function parsePagination(query: Record<string, unknown>): Pagination {
   return { page, size };
 }
 
-/** Runs the kind's `checkStored` rule (e.g. no dependency cycle); a problem is a 400. */
-async function checkStored(kind: Kind, store: ObjectStore, fields: Readonly<Record<string, unknown>>, id: number | undefined): Promise<void> {
+/** Runs the kind's `checkStored` rule (e.g. no dependency cycle) on `client`; a problem is a 400. */
+async function checkStored(
+  kind: Kind,
+  store: ObjectStore,
+  fields: Readonly<Record<string, unknown>>,
+  id: number | undefined,
+  client: Queryable,
+): Promise<void> {
   if (!kind.checkStored) return;
   const context: StoredCheckContext = {
     id,
     get: async (kindName, objectId) => {
       try {
-        return await store.getObject(kindNamed(kindName), objectId);
+        return await store.getObject(kindNamed(kindName), objectId, client);
       } catch (err) {
         if (err instanceof NotFoundError) return undefined;
         throw err;
@@ -60,7 +67,10 @@ async function checkStored(kind: Kind, store: ObjectStore, fields: Readonly<Reco
 
 type Req = FastifyRequest<{ Params: { id?: string }; Querystring: Record<string, unknown> }>;
 
-export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: ObjectStore): void {
+/** A rule the server adds to a kind from its own configuration: the fields of a write → the problem (400). */
+export type ServerCheck = (fields: Readonly<Record<string, unknown>>) => string | undefined;
+
+export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: ObjectStore, serverCheck?: ServerCheck): void {
   const base = `/v0/${kind.plural}`;
   const send = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type(JSON_TYPE).send(body);
 
@@ -68,10 +78,24 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
     reply.type(JSON_TYPE).send(JSON.stringify({ API: kind.name, Versions: ['v0'] })),
   );
 
+  // A kind with a rule over other stored objects checks and writes under its graph lock, so two
+  // concurrent writes cannot each pass the check against the state before the other.
+  const checked = <T>(work: (client: Queryable) => Promise<T>): Promise<T> =>
+    kind.checkStored ? store.withGraphLock(kind, work) : work(store.db.pool);
+  const validate = (body: unknown, mode: 'create' | 'patch' | 'put') => {
+    const fields = validatePayload(kind, body, mode);
+    const problem = serverCheck?.(fields);
+    if (problem) throw new InputError(problem);
+    return fields;
+  };
+
   app.post(base, async (req: Req, reply) => {
-    const fields = validatePayload(kind, req.body, 'create');
-    await checkStored(kind, store, fields, undefined);
-    return send(reply, single(kind.name, await store.create(kind, fields), 201), 201);
+    const fields = validate(req.body, 'create');
+    const json = await checked(async (client) => {
+      await checkStored(kind, store, fields, undefined, client);
+      return store.create(kind, fields, {}, client);
+    });
+    return send(reply, single(kind.name, json, 201), 201);
   });
 
   app.get(base, async (req: Req, reply) => {
@@ -87,22 +111,28 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
 
   app.patch(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
-    const fields = validatePayload(kind, req.body, 'patch');
-    if (kind.check || kind.checkStored) {
-      // Cross-field rules hold for the object as it will be, not just for the patch.
-      const merged = { ...(await store.getObject(kind, id)), ...fields };
-      const problem = kind.check?.(merged);
-      if (problem) throw new InputError(problem);
-      await checkStored(kind, store, merged, id);
-    }
-    return send(reply, single(kind.name, await store.patch(kind, id, fields)));
+    const fields = validate(req.body, 'patch');
+    const json = await checked(async (client) => {
+      if (kind.check || kind.checkStored) {
+        // Cross-field rules hold for the object as it will be, not just for the patch.
+        const merged = { ...(await store.getObject(kind, id, client)), ...fields };
+        const problem = kind.check?.(merged);
+        if (problem) throw new InputError(problem);
+        await checkStored(kind, store, merged, id, client);
+      }
+      return store.patch(kind, id, fields, {}, client);
+    });
+    return send(reply, single(kind.name, json));
   });
 
   app.put(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
-    const fields = validatePayload(kind, req.body, 'put');
-    await checkStored(kind, store, fields, id);
-    return send(reply, single(kind.name, await store.put(kind, id, fields)));
+    const fields = validate(req.body, 'put');
+    const json = await checked(async (client) => {
+      await checkStored(kind, store, fields, id, client);
+      return store.put(kind, id, fields, client);
+    });
+    return send(reply, single(kind.name, json));
   });
 
   app.delete(`${base}/:id`, async (req: Req, reply) => {

@@ -54,6 +54,7 @@ program
   .option('--retry-max <duration>', 'longest delay between retries (exponential backoff with jitter in between)', duration, 30_000)
   .option('--resync-interval <duration>', 'queue every reconciled object again this often to repair drift (0 disables)', duration, 600_000)
   .option('--shutdown-deadline <duration>', 'on SIGTERM, let running reconciles finish this long before aborting them', duration, 10_000)
+  .option('--helm-chart-dir <dir>', 'HelmWorkloadDefinition.Repo may name local chart directories under this one only (default: none allowed)')
   .option('--metrics-port <port>', 'serve /metrics, /healthz, /readyz over plain HTTP on this port (0 = off)', port, 0)
   .addOption(new Option('--tofu <path>', 'the OpenTofu executable the Terraform controller runs (default: the build cache, then PATH)').env('THREEPORT_TOFU'))
   .option('--no-tofu-build', 'do not build OpenTofu on first use when it is missing (also THREEPORT_TOFU_BUILD=0)')
@@ -69,6 +70,7 @@ program
       ...(opts['tlsDir'] ? { tlsDir: opts['tlsDir'] as string } : {}),
       auth: opts['auth'] as boolean,
       ...(process.env['ENCRYPTION_KEY'] ? { encryptionKey: process.env['ENCRYPTION_KEY'] } : {}),
+      ...(opts['helmChartDir'] ? { helmChartDir: opts['helmChartDir'] as string } : {}),
       logger,
       metricsPort: opts['metricsPort'] as number,
       ...(opts['tofu'] ? { tofuPath: opts['tofu'] as string } : {}),

@@ -2,6 +2,7 @@
 // several documents. Splitting and checking happen here, once, for the API's
 // create-time validation and for the workload controller.
 import { parseAllDocuments } from 'yaml';
+import { MAX_JSON_DEPTH, jsonValueProblem } from './input-limits.js';
 
 export interface KubeObject {
   apiVersion: string;
@@ -12,9 +13,22 @@ export interface KubeObject {
 
 export class ManifestError extends Error {}
 
+/** A stack overflow inside the parser: a RangeError, or a SyntaxError when it hits inside a regular expression. */
+function isStackOverflow(err: unknown): boolean {
+  return (err instanceof RangeError || err instanceof SyntaxError) && err.message.includes('Maximum call stack size exceeded');
+}
+
 /** Splits a multi-document manifest into objects; throws ManifestError naming the document and what is wrong. */
 export function splitManifest(yamlText: string, field = 'YAMLDocument'): KubeObject[] {
-  const docs = parseAllDocuments(yamlText, { prettyErrors: true });
+  // The parser and toJS recurse: a document nested thousands deep overflows the stack there,
+  // before any depth check could run on the result, so that overflow is caught and named.
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(yamlText, { prettyErrors: true });
+  } catch (err) {
+    if (isStackOverflow(err)) throw new ManifestError(`${field} is nested too deeply: at most ${MAX_JSON_DEPTH} levels are allowed`);
+    throw err;
+  }
   const objects: KubeObject[] = [];
   let index = 0;
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
@@ -22,9 +36,19 @@ export function splitManifest(yamlText: string, field = 'YAMLDocument'): KubeObj
     if (doc.errors.length > 0) {
       throw new ManifestError(`${field} is not valid YAML (document ${index}): ${doc.errors[0]!.message.split('\n')[0]}`);
     }
-    const value: unknown = doc.toJS();
-    if (value === null || value === undefined) continue; // empty document, e.g. a trailing ---
     const where = `${field} document ${index}`;
+    let value: unknown;
+    try {
+      // maxAliasCount bounds "billion laughs": aliases that expand to exponentially many nodes.
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      if (isStackOverflow(err)) throw new ManifestError(`${where} is nested too deeply: at most ${MAX_JSON_DEPTH} levels are allowed`);
+      if (err instanceof ReferenceError) throw new ManifestError(`${where} expands too many aliases (at most 100): ${err.message}`);
+      throw err;
+    }
+    if (value === null || value === undefined) continue; // empty document, e.g. a trailing ---
+    const limit = jsonValueProblem(value, where);
+    if (limit) throw new ManifestError(limit);
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new ManifestError(`${where} is not a Kubernetes object: expected a mapping with apiVersion, kind and metadata`);
     }

@@ -4,6 +4,7 @@
 import { InputError } from '../errors.js';
 import { KIND_BY_NAME } from './index.js';
 import { MODEL_FIELDS, type FieldSpec, type Kind } from './declare.js';
+import { MAX_NAME_LENGTH, RESERVED_KEYS, clip, jsonValueProblem, listNames, stringProblem } from './input-limits.js';
 
 export type WriteMode = 'create' | 'patch' | 'put';
 
@@ -21,12 +22,19 @@ function checkValue(kind: Kind, field: string, spec: FieldSpec, value: unknown, 
   const got = jsonTypeOf(value);
   const where = `${kind.name}.${path}`;
   switch (spec.type) {
-    case 'string':
+    case 'string': {
       if (typeof value !== 'string') return `field ${where} must be a string, got ${got}`;
+      const bad = stringProblem(value);
+      if (bad) return `field ${where} ${bad}`;
       if (spec.enum && !spec.enum.includes(value)) {
-        return `field ${where} has invalid value ${JSON.stringify(value)}: must be one of ${spec.enum.join(', ')}`;
+        return `field ${where} has invalid value ${clip(JSON.stringify(value), 100)}: must be one of ${spec.enum.join(', ')}`;
+      }
+      // Names (and strings in a unique index) must fit a btree index row; upstream's names are Kubernetes-style.
+      if ((field === 'Name' || kind.uniqueTogether?.includes(field) || kind.lookupIndexes?.some((i) => i.includes(field))) && value.length > MAX_NAME_LENGTH) {
+        return `field ${where} is ${value.length} characters long: at most ${MAX_NAME_LENGTH} are allowed`;
       }
       return undefined;
+    }
     case 'integer':
       if (typeof value !== 'number' || !Number.isSafeInteger(value)) return `field ${where} must be an integer, got ${got === 'number' ? String(value) : got}`;
       return undefined;
@@ -40,17 +48,17 @@ function checkValue(kind: Kind, field: string, spec: FieldSpec, value: unknown, 
       return undefined;
     case 'time':
       if (typeof value !== 'string' || !RFC3339.test(value) || Number.isNaN(Date.parse(value))) {
-        return `field ${where} must be an RFC 3339 timestamp such as "2024-01-02T15:04:05Z", got ${got === 'string' ? JSON.stringify(value) : got}`;
+        return `field ${where} must be an RFC 3339 timestamp such as "2024-01-02T15:04:05Z", got ${got === 'string' ? clip(JSON.stringify(value), 100) : got}`;
       }
       return undefined;
     case 'json':
-      return undefined;
+      return jsonValueProblem(value, `field ${where}`);
     case 'stringMap':
       if (got !== 'object') return `field ${where} must be an object of strings, got ${got}`;
       for (const [k, v] of Object.entries(value as JsonObject)) {
-        if (typeof v !== 'string') return `field ${where}.${k} must be a string, got ${jsonTypeOf(v)}`;
+        if (typeof v !== 'string') return `field ${where}.${clip(k, 100)} must be a string, got ${jsonTypeOf(v)}`;
       }
-      return undefined;
+      return jsonValueProblem(value, `field ${where}`);
     case 'association':
       if (!Array.isArray(value)) return `field ${where} must be an array of ${spec.ref} objects, got ${got}`;
       return undefined;
@@ -79,10 +87,11 @@ export function validatePayload(kind: Kind, body: unknown, mode: WriteMode, nest
   if (modelFields.length > 0) {
     throw new InputError(`Update of GORM Model fields is not allowed : ${modelFields.join(',')}`);
   }
-  const unsupported = keys.filter((k) => !(k in kind.allFields));
+  // Own properties only: `in` would find toString, constructor and __proto__ on Object.prototype.
+  const unsupported = keys.filter((k) => RESERVED_KEYS.has(k) || !Object.hasOwn(kind.allFields, k));
   if (unsupported.length > 0) {
     throw new InputError(
-      `Unsupported fields are not allowed : ${unsupported.join(',')} (${kind.name} accepts ${Object.keys(kind.allFields).join(', ')})`,
+      `Unsupported fields are not allowed : ${listNames(unsupported)} (${kind.name} accepts ${Object.keys(kind.allFields).join(', ')})`,
     );
   }
   const serverSet = keys.filter((k) => kind.allFields[k]?.serverSet && input[k] !== null);
@@ -122,12 +131,16 @@ export function validatePayload(kind: Kind, body: unknown, mode: WriteMode, nest
     out[key] = spec.type === 'time' ? new Date(value as string).toISOString() : value;
   }
   if (problems.length > 0) throw new InputError(problems.join('; '));
+  // Upstream treats any non-nil value as present, "" included, except that an object always has a Name.
+  if (mode === 'patch' && typeof out['Name'] === 'string' && out['Name'].trim() === '' && kind.requiredFields.includes('Name')) {
+    throw new InputError(`field ${kind.name}.Name must not be empty`);
+  }
 
   if (mode === 'create' || mode === 'put') {
     const missing = kind.requiredFields.filter((name) => {
       if (nested && name === nested.parentField) return false;
-      const v = out[name];
-      return v === undefined || (typeof v === 'string' && v.trim() === '');
+      const v = Object.hasOwn(out, name) ? out[name] : undefined;
+      return v === undefined || (name === 'Name' && typeof v === 'string' && v.trim() === '');
     });
     if (missing.length > 0) throw new InputError(`Missing required field(s) : ${missing.join(',')}`);
   }
@@ -154,6 +167,8 @@ export function parseFilters(kind: Kind, query: Record<string, unknown>): JsonOb
     const field = kind.queryKeys.get(key);
     if (!field || raw === undefined) continue;
     const text = Array.isArray(raw) ? String(raw[0]) : String(raw);
+    const bad = stringProblem(text);
+    if (bad) throw new InputError(`query parameter ${key} ${bad}`);
     const spec = kind.allFields[field]!;
     switch (spec.type) {
       case 'string':
@@ -162,7 +177,7 @@ export function parseFilters(kind: Kind, query: Record<string, unknown>): JsonOb
       case 'integer':
       case 'id': {
         if (!/^-?\d+$/.test(text)) {
-          throw new InputError(`query parameter ${key} must be an integer, got ${JSON.stringify(text)}`);
+          throw new InputError(`query parameter ${key} must be an integer, got ${clip(JSON.stringify(text), 100)}`);
         }
         const n = Number(text);
         if (!Number.isSafeInteger(n)) throw new InputError(`query parameter ${key} is out of range: ${text}`);

@@ -110,7 +110,9 @@ export class EmbeddedPostgres {
 
     const started = Date.now();
     const socket = join(this.socketDir, `.s.PGSQL.${this.options.tcpPort ?? 5432}`);
-    while (!existsSync(socket) || !existsSync(join(this.dataDir, 'postmaster.pid')) || !this.#ready()) {
+    // After a crash the data directory still holds the dead postmaster's socket file and a
+    // postmaster.pid that says "ready": only the pid file of *this* child counts.
+    while (!existsSync(socket) || !this.#ready(child.pid)) {
       if (exited !== undefined) {
         throw new Error(`embedded PostgreSQL exited with code ${exited} during start-up; see ${logPath}`);
       }
@@ -123,11 +125,11 @@ export class EmbeddedPostgres {
     this.#log(`embedded PostgreSQL ready in ${Date.now() - started} ms (pid ${child.pid})`);
   }
 
-  #ready(): boolean {
-    // postmaster.pid's 8th line is the server status; "ready" once it accepts connections.
+  #ready(pid: number | undefined): boolean {
+    // postmaster.pid: line 1 is the postmaster's PID, line 8 its status, "ready" once it accepts connections.
     try {
       const lines = readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n');
-      return (lines[7] ?? '').trim() === 'ready';
+      return Number(lines[0]) === pid && (lines[7] ?? '').trim() === 'ready';
     } catch {
       return false;
     }
@@ -150,16 +152,40 @@ export class EmbeddedPostgres {
     writeFileSync(join(this.options.dir, 'README'), 'PostgreSQL data of a Threeport control plane. Do not edit.\n');
   }
 
-  /** A server left running by a killed control plane still holds the data directory: stop it first. */
+  /**
+   * A server left running by a killed control plane still holds the data directory: stop it
+   * first. Lock files (postmaster.pid, the socket's .lock) whose PID is not a live postgres of
+   * this directory are stale: the postmaster died with its group (SIGKILL, OOM) and its PID is
+   * gone, a zombie not yet reaped, or reused. PostgreSQL refuses to start while such a PID
+   * answers, so those files are removed.
+   */
   async #stopStale(): Promise<void> {
-    const pidFile = join(this.dataDir, 'postmaster.pid');
-    if (!existsSync(pidFile)) return;
-    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return;
-    this.#log(`stopping PostgreSQL ${pid} left over from an earlier run`);
-    process.kill(pid, 'SIGINT');
-    for (let i = 0; i < 400 && processAlive(pid); i++) await sleep(25);
-    if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+    const locks = [join(this.dataDir, 'postmaster.pid'), join(this.socketDir, `.s.PGSQL.${this.options.tcpPort ?? 5432}.lock`)];
+    for (const file of locks) {
+      if (!existsSync(file)) continue;
+      const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid) && this.#isOurPostmaster(pid)) {
+        this.#log(`stopping PostgreSQL ${pid} left over from an earlier run`);
+        process.kill(pid, 'SIGINT');
+        for (let i = 0; i < 400 && processAlive(pid) && this.#isOurPostmaster(pid); i++) await sleep(25);
+        if (processAlive(pid) && this.#isOurPostmaster(pid)) process.kill(pid, 'SIGKILL');
+        continue;
+      }
+      if (existsSync(file)) {
+        this.#log(`removing stale ${file} (PID ${pid} is not a running PostgreSQL of ${this.dataDir})`);
+        rmSync(file, { force: true });
+      }
+    }
+  }
+
+  /** Whether `pid` is a postgres process serving this data directory (Linux /proc; assume yes elsewhere). */
+  #isOurPostmaster(pid: number): boolean {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return cmdline.some((a) => a.endsWith('postgres')) && cmdline.includes(this.dataDir);
+    } catch {
+      return platform() !== 'linux';
+    }
   }
 
   /** Fast shutdown: active transactions roll back, committed ones are on disk. */

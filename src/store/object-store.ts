@@ -68,6 +68,43 @@ export function objectJson(kind: Kind, alias: string, withDeletedAt = false): st
   return [model, `${alias}.data`, ...associations].join(' || ');
 }
 
+/**
+ * The `id` fields whose target must be a live object when written: required references and
+ * those that block their target's deletion. (Optional back-pointers such as an event's
+ * WorkloadInstanceID are records of the past and may outlive their target.)
+ */
+export function checkedReferences(kind: Kind): Array<{ field: string; target: Kind; blocksDelete: boolean }> {
+  return Object.entries(kind.allFields).flatMap(([field, spec]) => {
+    const target = spec.type === 'id' && spec.ref ? KIND_BY_NAME.get(spec.ref) : undefined;
+    if (!target || !(spec.required || spec.blocksDelete)) return [];
+    return [{ field, target, blocksDelete: spec.blocksDelete === true }];
+  });
+}
+
+/** The target row of a reference is live (and, for a deletion-blocking one, not being deleted). */
+function liveTarget(blocksDelete: boolean, alias: string): string {
+  return `${alias}.deleted_at IS NULL${blocksDelete ? ` AND coalesce(${alias}.data->>'DeletionScheduled', '') = ''` : ''}`;
+}
+
+/**
+ * SQL that is true when every checked reference in the JSON `data` names a live object. Each
+ * target row is locked FOR SHARE, which conflicts with the FOR UPDATE a DELETE holds while it
+ * looks for referrers: a delete and a write that refers to its object serialise, and whichever
+ * comes second sees the other (the write then matches no target and is refused).
+ */
+function referenceGuard(kind: Kind, data: string): string {
+  const checks = checkedReferences(kind).map(
+    ({ field, target, blocksDelete }) =>
+      `(${data}->'${field}' IS NULL OR EXISTS (SELECT 1 FROM ${target.table} r WHERE r.id = (${data}->>'${field}')::bigint AND ${liveTarget(blocksDelete, 'r')} FOR SHARE))`,
+  );
+  return checks.length > 0 ? checks.join(' AND ') : 'true';
+}
+
+/** SQL: no immutable field in `pinned` differs from the row's value (an absent field may be set). */
+function immutableGuard(alias: string, pinned: string): string {
+  return `NOT EXISTS (SELECT 1 FROM jsonb_each(${pinned}) p WHERE ${alias}.data ? p.key AND ${alias}.data->p.key <> p.value)`;
+}
+
 interface KindStatements {
   create: string;
   get: string;
@@ -85,7 +122,7 @@ export function statementsFor(kind: Kind): KindStatements {
   const nameMatch = kind.uniqueName ? `($4::text IS NULL OR t.data->>'Name' = $4::text)` : `$4::text IS NULL`;
   return {
     // $1 data, $2 queue payload, $3 may enqueue
-    create: `WITH src AS (INSERT INTO ${t} (data) VALUES ($1::jsonb) RETURNING *),
+    create: `WITH src AS (INSERT INTO ${t} (data) SELECT $1::jsonb WHERE ${referenceGuard(kind, '$1::jsonb')} RETURNING *),
       q AS (${enqueueSql(kind, "'Created'", '$2::jsonb', unreconciled)}),
       ${notify}, ${changeSql(kind, 'src', 'C')}
       SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued, ${announced} FROM src`,
@@ -96,14 +133,14 @@ export function statementsFor(kind: Kind): KindStatements {
       FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb AND ${nameMatch} ORDER BY t.id LIMIT $2 OFFSET $3`,
     count: `SELECT count(*) AS total FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb AND ${nameMatch.replaceAll('$4', '$2')}`,
     // $1 id, $2 changes, $3 may enqueue, $4 immutable fields that must match, $5 payload
-    patch: `WITH src AS (UPDATE ${t} SET data = data || $2::jsonb, updated_at = now()
-        WHERE id = $1 AND deleted_at IS NULL AND data @> $4::jsonb RETURNING *),
+    patch: `WITH src AS (UPDATE ${t} t SET data = t.data || $2::jsonb, updated_at = now()
+        WHERE t.id = $1 AND t.deleted_at IS NULL AND ${immutableGuard('t', '$4::jsonb')} AND ${referenceGuard(kind, '$2::jsonb')} RETURNING t.*),
       q AS (${enqueueSql(kind, "'Updated'", '$5::jsonb', unreconciled)}),
       ${notify}, ${changeSql(kind, 'src', 'U')}
       SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued, ${announced} FROM src`,
     // $1 id, $2 replacement, $3 immutable fields that must match. PUT never queues (spec §1.6).
-    put: `WITH t AS (UPDATE ${t} SET data = $2::jsonb, updated_at = now()
-        WHERE id = $1 AND deleted_at IS NULL AND data @> $3::jsonb RETURNING *),
+    put: `WITH t AS (UPDATE ${t} u SET data = $2::jsonb, updated_at = now()
+        WHERE u.id = $1 AND u.deleted_at IS NULL AND ${immutableGuard('u', '$3::jsonb')} AND ${referenceGuard(kind, '$2::jsonb')} RETURNING u.*),
       ${changeSql(kind, 't', 'U')}
       SELECT (${objectJson(kind, 't')})::text AS json, ${announced} FROM t`,
   };
@@ -184,9 +221,22 @@ export class ObjectStore {
     return pinned;
   }
 
-  /** Why an update matched no row: the object is gone, or it would change an immutable field. */
-  async #explainNoMatch(kind: Kind, id: number, pinned: JsonObject, client: Queryable = this.db.pool): Promise<never> {
+  /** Why a write's reference guard failed: the first reference whose target is missing or being deleted. */
+  async #explainReferences(kind: Kind, data: JsonObject, client: Queryable): Promise<void> {
+    for (const { field, target, blocksDelete } of checkedReferences(kind)) {
+      const id = data[field];
+      if (id === undefined || id === null) continue;
+      const res = await client.query(`SELECT coalesce(r.data->>'DeletionScheduled', '') <> '' AS deleting FROM ${target.table} r WHERE r.id = $1 AND r.deleted_at IS NULL`, [id]);
+      const row = res.rows[0] as { deleting: boolean } | undefined;
+      if (!row) throw new InputError(`field ${kind.name}.${field} refers to ${target.name} ${String(id)}, which does not exist`);
+      if (blocksDelete && row.deleting) throw new ConflictError(`field ${kind.name}.${field} refers to ${target.name} ${String(id)}, which is being deleted`);
+    }
+  }
+
+  /** Why an update matched no row: the object is gone, it names a missing object, or it would change an immutable field. */
+  async #explainNoMatch(kind: Kind, id: number, pinned: JsonObject, data: JsonObject, client: Queryable = this.db.pool): Promise<never> {
     const current = await this.getObject(kind, id, client);
+    await this.#explainReferences(kind, data, client);
     for (const [name, value] of Object.entries(pinned)) {
       if (current[name] !== undefined && current[name] !== value) {
         throw new InputError(
@@ -217,6 +267,10 @@ export class ObjectStore {
       row = res.rows[0];
     } catch (err) {
       this.#conflict(kind, err);
+    }
+    if (!row) {
+      await this.#explainReferences(kind, data, client);
+      throw new Error(`create of ${kind.name} inserted no row`);
     }
     if (associations.length === 0) return row.json;
     // Nested children (e.g. GatewayDefinition.HttpPorts) are rows of their own kind pointing back at the parent.
@@ -284,7 +338,7 @@ export class ObjectStore {
       })
       .catch((err: unknown) => this.#conflict(kind, err));
     const row = res.rows[0] as { json: string } | undefined;
-    if (!row) return this.#explainNoMatch(kind, id, pinned, client);
+    if (!row) return this.#explainNoMatch(kind, id, pinned, data, client);
     return row.json;
   }
 
@@ -299,8 +353,20 @@ export class ObjectStore {
       })
       .catch((err: unknown) => this.#conflict(kind, err));
     const row = res.rows[0] as { json: string } | undefined;
-    if (!row) return this.#explainNoMatch(kind, id, pinned, client);
+    if (!row) return this.#explainNoMatch(kind, id, pinned, data, client);
     return row.json;
+  }
+
+  /**
+   * Runs `work` in one transaction that holds `kind`'s graph lock (a transaction-level advisory
+   * lock): rules that read other objects before writing (a DependsOn cycle check) see every
+   * earlier writer's commit, and no later writer slips between their check and their write.
+   */
+  async withGraphLock<T>(kind: Kind, work: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`threeport:graph:${kind.name}`]);
+      return work(tx);
+    });
   }
 
   /**

@@ -20,7 +20,7 @@ export interface TestApi {
   stop(): Promise<void>;
 }
 
-export async function startTestApi(backend: Backend, options: { auth?: boolean; bodyLimitBytes?: number } = {}): Promise<TestApi> {
+export async function startTestApi(backend: Backend, options: { auth?: boolean; bodyLimitBytes?: number; helmChartDir?: string } = {}): Promise<TestApi> {
   const dataDir = mkdtempSync(join(tmpdir(), `threeport-api-${backend}-`));
   const postgres = backend === 'postgres' ? await startTestPostgres() : undefined;
   const server = await startServer({
@@ -31,6 +31,7 @@ export async function startTestApi(backend: Backend, options: { auth?: boolean; 
     auth: options.auth ?? false,
     ...(postgres ? { databaseUrl: postgres.url, encryptionKey: FieldCipher.generateKey() } : {}),
     ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+    ...(options.helmChartDir ? { helmChartDir: options.helmChartDir } : {}),
     logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'silent' }),
   });
   return {

@@ -14,10 +14,17 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<ServerProcess> {
+export async function spawnServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+  /** detached: the server leads its own process group (with its embedded PostgreSQL), so a test can kill the group. */
+  options: { detached?: boolean } = {},
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, [THREEPORT_BIN, 'server', ...args], {
     env: { ...process.env, THREEPORT_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stderr = '';

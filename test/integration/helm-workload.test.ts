@@ -66,6 +66,7 @@ function startControlPlane(dataDir: string): Promise<RunningServer> {
     role: 'all',
     dataDir,
     auth: false,
+    helmChartDir: CHARTS_DIR,
     controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
     logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'silent' }),
   });

@@ -102,7 +102,7 @@ build_bin() {
   trap 'rm -f "'"$tmp"'"' EXIT
   local t0; t0=$(date +%s)
   log "$name: building $pkg (load $(cut -d' ' -f1 /proc/loadavg)) ..."
-  (cd "$mod_dir" && nice -n 19 go build ${OVERLAY_FLAG:-} -trimpath -ldflags "-s -w $extra_ldflags" -o "$tmp" "$pkg")
+  (cd "$mod_dir" && nice -n 19 go build -trimpath -ldflags "-s -w $extra_ldflags" -o "$tmp" "$pkg")
   chmod 0755 "$tmp"
   mv -f "$tmp" "$out_dir/$name"
   trap - EXIT
@@ -234,19 +234,22 @@ var defaultControllers = []string{
 }
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "path to a kubeconfig (out of cluster)")
-	namespace := flag.String("namespace", "", "limit to one namespace (disables ClusterIssuers)")
-	clusterNS := flag.String("cluster-resource-namespace", "kube-system", "namespace for the Secrets of ClusterIssuers")
-	nameservers := flag.String("dns01-recursive-nameservers", "", "comma-separated host:port list for DNS-01 self checks")
-	nsOnly := flag.Bool("dns01-recursive-nameservers-only", false, "only query the recursive nameservers in DNS-01 self checks")
-	checkRetry := flag.Duration("dns01-check-retry-period", 10*time.Second, "wait between DNS-01 propagation checks")
-	minBackoff := flag.Duration("certificate-request-minimum-backoff-duration", time.Hour, "first retry delay after a failed issuance")
-	ambient := flag.Bool("cluster-issuer-ambient-credentials", true, "ClusterIssuers may use ambient (environment) credentials")
-	issuerAmbient := flag.Bool("issuer-ambient-credentials", false, "Issuers may use ambient (environment) credentials")
-	controllers := flag.String("controllers", strings.Join(defaultControllers, ","), "comma-separated controllers to run")
-	workers := flag.Int("concurrent-workers", 5, "workers per controller")
-	klog.InitFlags(flag.CommandLine)
-	flag.Parse()
+	// An own flag set: packages in the dependency graph may register flags (kubeconfig, v) on
+	// flag.CommandLine, and a second registration panics.
+	fs := flag.NewFlagSet("cert-manager-controller", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig (out of cluster)")
+	namespace := fs.String("namespace", "", "limit to one namespace (disables ClusterIssuers)")
+	clusterNS := fs.String("cluster-resource-namespace", "kube-system", "namespace for the Secrets of ClusterIssuers")
+	nameservers := fs.String("dns01-recursive-nameservers", "", "comma-separated host:port list for DNS-01 self checks")
+	nsOnly := fs.Bool("dns01-recursive-nameservers-only", false, "only query the recursive nameservers in DNS-01 self checks")
+	checkRetry := fs.Duration("dns01-check-retry-period", 10*time.Second, "wait between DNS-01 propagation checks")
+	minBackoff := fs.Duration("certificate-request-minimum-backoff-duration", time.Hour, "first retry delay after a failed issuance")
+	ambient := fs.Bool("cluster-issuer-ambient-credentials", true, "ClusterIssuers may use ambient (environment) credentials")
+	issuerAmbient := fs.Bool("issuer-ambient-credentials", false, "Issuers may use ambient (environment) credentials")
+	controllers := fs.String("controllers", strings.Join(defaultControllers, ","), "comma-separated controllers to run")
+	workers := fs.Int("concurrent-workers", 5, "workers per controller")
+	klog.InitFlags(fs)
+	_ = fs.Parse(os.Args[1:])
 
 	logf.InitLogs()
 	defer logf.FlushLogs()
@@ -423,9 +426,11 @@ EOF
 }
 
 # ---- external-dns (publishes Service/Ingress/Gateway route hostnames in Route 53) ------------
-# Upstream's main and controller, unchanged; only provider/factory/provider.go (the table of
-# providers, which imports every provider's SDK, several of which the proxy refuses) is replaced
-# for the build by a go build -overlay file that knows the AWS provider alone.
+# Upstream's main goes through controller.Execute, whose package imports the table of every
+# provider, and several of their SDKs are refused by the proxy (the go command also refuses
+# -overlay for files in the module cache). So this is our own small `main` over upstream's
+# packages: the same flags and validation, sources, TXT registry and plan, with the AWS provider
+# only and upstream's reconcile loop (run on an interval, and soon after a source event).
 build_external_dns() {
   local dir=$1 mod="$1/build"
   export GOTOOLCHAIN=$EXTERNAL_DNS_TOOLCHAIN   # the module declares go 1.27; the approved way
@@ -441,41 +446,189 @@ require sigs.k8s.io/external-dns $EXTERNAL_DNS_VERSION
 // The openshift/api version external-dns pins is not served; this one is, and has the route API it uses.
 replace github.com/openshift/api => github.com/openshift/api v0.0.0-20260810132456-8f52beb625b5
 EOF
-    local src; src=$(cd "$mod" && module_dir "sigs.k8s.io/external-dns@$EXTERNAL_DNS_VERSION")
-    [[ -n "$src" ]] || { log "external-dns: cannot download sigs.k8s.io/external-dns@$EXTERNAL_DNS_VERSION"; exit 1; }
-    cat > "$mod/provider_aws_only.go.txt" <<'EOF'
-// Replaces provider/factory/provider.go for this build: the AWS provider only.
-package factory
+    cat > "$mod/main.go" <<'EOF'
+// Command external-dns is external-dns with the AWS (Route 53) provider only.
+package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	log "github.com/sirupsen/logrus"
+	"k8s.io/klog/v2"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"sigs.k8s.io/external-dns/endpoint"
 	"sigs.k8s.io/external-dns/pkg/apis/externaldns"
+	"sigs.k8s.io/external-dns/pkg/apis/externaldns/validation"
+	"sigs.k8s.io/external-dns/plan"
 	"sigs.k8s.io/external-dns/provider"
 	"sigs.k8s.io/external-dns/provider/aws"
+	registryfactory "sigs.k8s.io/external-dns/registry/factory"
+	"sigs.k8s.io/external-dns/source"
+	"sigs.k8s.io/external-dns/source/annotations"
+	"sigs.k8s.io/external-dns/source/wrappers"
 )
 
-type ProviderConstructor func(ctx context.Context, cfg *externaldns.Config, domainFilter *endpoint.DomainFilter) (provider.Provider, error)
+// aliasNormalizer does what upstream's provider factory wraps every provider in: alias A/AAAA
+// records read back as alias=true, so the plan must see them that way or it updates them forever.
+type aliasNormalizer struct{ provider.Provider }
 
-func Select(ctx context.Context, cfg *externaldns.Config, domainFilter *endpoint.DomainFilter) (provider.Provider, error) {
-	if cfg.Provider != externaldns.ProviderAWS {
-		return nil, fmt.Errorf("unknown dns provider: %s (this build has the aws provider only)", cfg.Provider)
-	}
-	p, err := aws.New(ctx, cfg, domainFilter)
+func (p aliasNormalizer) AdjustEndpoints(eps []*endpoint.Endpoint) ([]*endpoint.Endpoint, error) {
+	eps, err := p.Provider.AdjustEndpoints(eps)
 	if err != nil {
 		return nil, err
+	}
+	for _, ep := range eps {
+		alias := ep.GetAliasProperty()
+		if (ep.RecordType == endpoint.RecordTypeA && alias == endpoint.AliasA) ||
+			(ep.RecordType == endpoint.RecordTypeAAAA && alias == endpoint.AliasAAAA) {
+			ep.SetProviderSpecificProperty(endpoint.ProviderSpecificAlias, string(endpoint.AliasTrue))
+		}
+	}
+	return eps, nil
+}
+
+func main() {
+	cfg := externaldns.NewConfig()
+	if err := cfg.ParseFlags(os.Args[1:]); err != nil {
+		log.Fatalf("flag parsing error: %v", err)
+	}
+	if err := validation.ValidateConfig(cfg); err != nil {
+		log.Fatalf("config validation failed: %v", err)
+	}
+	if cfg.Provider != externaldns.ProviderAWS {
+		log.Fatalf("this build has the aws provider only, not %q", cfg.Provider)
+	}
+	annotations.SetAnnotationPrefix(cfg.AnnotationPrefix)
+	level, err := log.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.SetLevel(level)
+	klog.SetLogger(logr.Discard())
+	crlog.SetLogger(logr.Discard())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	go func() {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) })
+		mux.Handle("/metrics", promhttp.Handler())
+		log.Fatal(http.ListenAndServe(cfg.MetricsAddress, mux))
+	}()
+
+	sCfg, err := source.NewSourceConfig(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	src, err := wrappers.Build(ctx, sCfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	filter := endpoint.NewDomainFilterWithOptions(
+		endpoint.WithDomainFilter(cfg.DomainFilter),
+		endpoint.WithDomainExclude(cfg.DomainExclude),
+		endpoint.WithRegexDomainFilter(cfg.RegexDomainFilter),
+		endpoint.WithRegexDomainExclude(cfg.RegexDomainExclude),
+	)
+	var p provider.Provider
+	p, err = aws.New(ctx, cfg, filter)
+	if err != nil {
+		log.Fatal(err)
 	}
 	if cfg.ProviderCacheTime > 0 {
 		p = provider.NewCachedProvider(p, cfg.ProviderCacheTime)
 	}
-	return newAliasNormalizingMiddleware(p), nil
+	reg, err := registryfactory.Select(cfg, aliasNormalizer{p})
+	if err != nil {
+		log.Fatal(err)
+	}
+	policy, ok := plan.Policies[cfg.Policy]
+	if !ok {
+		log.Fatalf("unknown policy: %s", cfg.Policy)
+	}
+
+	runOnce := func() error {
+		current, err := reg.Records(ctx)
+		if err != nil {
+			return err
+		}
+		ctx := context.WithValue(ctx, provider.RecordsContextKey, current)
+		desired, err := src.Endpoints(ctx)
+		if err != nil {
+			return err
+		}
+		desired, err = reg.AdjustEndpoints(desired)
+		if err != nil {
+			return err
+		}
+		changes := (&plan.Plan{
+			Policies:       []plan.Policy{policy},
+			Current:        current,
+			Desired:        desired,
+			DomainFilter:   endpoint.MatchAllDomainFilters{filter, reg.GetDomainFilter()},
+			ManagedRecords: cfg.ManagedDNSRecordTypes,
+			ExcludeRecords: cfg.ExcludeDNSRecordTypes,
+			OwnerID:        reg.OwnerID(),
+			OldOwnerID:     cfg.TXTOwnerOld,
+		}).Calculate().Changes
+		if !changes.HasChanges() {
+			log.Info("All records are already up to date")
+			return nil
+		}
+		return reg.ApplyChanges(ctx, changes)
+	}
+
+	kick := make(chan struct{}, 1)
+	if cfg.UpdateEvents {
+		src.AddEventHandler(ctx, func() {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		})
+	}
+	for {
+		if cfg.Once {
+			if err := runOnce(); err != nil {
+				log.Fatal(err)
+			}
+			return
+		}
+		if err := runOnce(); err != nil {
+			if !errors.Is(err, provider.SoftError) {
+				log.Fatalf("failed to do run once: %v", err)
+			}
+			log.Errorf("Failed to do run once: %v", err)
+		}
+		timer := time.NewTimer(cfg.Interval)
+		select {
+		case <-ctx.Done():
+			log.Info("Terminating main controller loop")
+			return
+		case <-timer.C:
+		case <-kick:
+			timer.Stop()
+			// Batch a burst of events, as upstream does (--min-event-sync-interval).
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(cfg.MinEventSyncInterval):
+			}
+		}
+	}
 }
 EOF
-    printf '{"Replace":{"%s":"%s"}}\n' "$src/provider/factory/provider.go" "$mod/provider_aws_only.go.txt" > "$mod/overlay.json"
   fi
-  OVERLAY_FLAG="-overlay=$mod/overlay.json" build_bin "$dir" external-dns "$mod" sigs.k8s.io/external-dns \
+  build_bin "$dir" external-dns "$mod" . \
     "-X sigs.k8s.io/external-dns/pkg/apis/externaldns.Version=$EXTERNAL_DNS_VERSION"
   unset GOTOOLCHAIN
 }

@@ -15,7 +15,7 @@
 // the test with the command that builds it).
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -78,6 +78,48 @@ test('a peer that is not built fails with the command that builds it', () => {
     if (saved === undefined) delete process.env['THREEPORT_CACHE_DIR'];
     else process.env['THREEPORT_CACHE_DIR'] = saved;
     rmSync(empty, { recursive: true, force: true });
+  }
+});
+
+test('the supervisor restarts a dying peer with backoff, then gives up with an event; peers get no inherited environment', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'threeport-peers-supervisor-'));
+  const events: PeerEvent[] = [];
+  process.env['THREEPORT_TEST_LEAK_MARKER'] = 'must-not-reach-peers';
+  const set = new SupportPeerSet({
+    dir: join(dir, 'set'),
+    kube: { label: 'unused', server: 'https://127.0.0.1:1' },
+    removeOnExit: true,
+    restart: { initialDelayMs: 20, maxDelayMs: 100, maxConsecutiveFailures: 3 },
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    const flaky = await set.start({
+      name: 'flaky',
+      bin: '/bin/sh',
+      args: ['-c', 'echo "marker=${THREEPORT_TEST_LEAK_MARKER:-unset} kubeconfig=$KUBECONFIG"; echo ready; sleep 0.2; exit 3'],
+      env: { PATH: '/usr/bin:/bin', KUBECONFIG: set.kubeconfigPath },
+      ready: { kind: 'log', pattern: /ready/ },
+    });
+    await until('the supervisor to give up', () => (flaky.failed ? true : undefined), 30_000, 20);
+    assert.deepEqual(
+      events.map((e) => e.reason),
+      ['SupportPeerStarted', 'SupportPeerExited', 'SupportPeerRestarted', 'SupportPeerExited', 'SupportPeerRestarted', 'SupportPeerExited', 'SupportPeerRestarted', 'SupportPeerFailed'],
+    );
+    assert.deepEqual(events.filter((e) => e.reason === 'SupportPeerExited').map((e) => /restarting in (\d+) ms/.exec(e.message)?.[1]), ['20', '40', '80']);
+    assert.match(events.at(-1)!.message, /^flaky exited with code 3 4 times in a row; not restarting it/);
+    assert.equal(flaky.restarts, 3);
+    assert.match(readFileSync(flaky.logPath, 'utf8'), new RegExp(`marker=unset kubeconfig=${set.kubeconfigPath}`));
+    assert.equal(statSync(set.kubeconfigPath).mode & 0o777, 0o600);
+
+    // A peer that dies before it is ready fails start() with the end of its log.
+    await assert.rejects(
+      set.start({ name: 'broken', bin: '/bin/sh', args: ['-c', 'echo "no such flag: --bogus" >&2; exit 2'], env: { PATH: '/usr/bin:/bin' }, ready: { kind: 'tcp', host: '127.0.0.1', port: await freePort() } }),
+      /broken exited with code 2 before it was ready; end of .*broken\.log:\n[^]*no such flag: --bogus/,
+    );
+  } finally {
+    delete process.env['THREEPORT_TEST_LEAK_MARKER'];
+    await set.stopAll();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -341,11 +341,20 @@ EOF
   fi
   build_bin "$dir" cert-manager-controller "$mod" . \
     "-X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION"
-  # CRDs (plain manifests, not chart templates) from the same module version.
+  # CRDs from the same module version. deploy/crds is marked incomplete upstream (it does not
+  # validate on a 1.34 API server); the chart's CRD templates are the real ones, and their only
+  # template directives are the crds.enabled/keep conditions and the labels, rendered here.
   if [[ ! -s "$dir/crds/cert-manager.io_certificates.yaml" ]]; then
-    local src; src=$(cd "$mod" && module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
+    local src f out; src=$(cd "$mod" && module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
     rm -rf "$dir/crds.tmp.$$" && mkdir -p "$dir/crds.tmp.$$"
-    cp "$src"/deploy/crds/*.yaml "$dir/crds.tmp.$$/" && chmod 0644 "$dir/crds.tmp.$$"/*
+    for f in "$src"/deploy/charts/cert-manager/templates/crd-*.yaml; do
+      out="$dir/crds.tmp.$$/$(basename "$f" | sed 's/^crd-//')"
+      sed -e '/{{- if .Values.crds.keep }}/,/{{- end }}/d' \
+          -e '/^{{- if or .Values.crds.enabled .Values.installCRDs }}$/d' -e '/^{{- end }}$/d' \
+          -e 's/^\( *\){{- include "cert-manager.crd-labels" . | nindent 4 }}$/\1app.kubernetes.io\/name: cert-manager/' \
+          "$f" > "$out"
+      if grep -q '{{' "$out"; then log "cert-manager CRDs: unexpected template directive left in $out"; exit 1; fi
+    done
     rm -rf "$dir/crds" && mv "$dir/crds.tmp.$$" "$dir/crds"
     log "cert-manager CRDs: $dir/crds"
   fi

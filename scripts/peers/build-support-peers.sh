@@ -234,22 +234,19 @@ var defaultControllers = []string{
 }
 
 func main() {
-	// An own flag set: packages in the dependency graph may register flags (kubeconfig, v) on
-	// flag.CommandLine, and a second registration panics.
-	fs := flag.NewFlagSet("cert-manager-controller", flag.ExitOnError)
-	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig (out of cluster)")
-	namespace := fs.String("namespace", "", "limit to one namespace (disables ClusterIssuers)")
-	clusterNS := fs.String("cluster-resource-namespace", "kube-system", "namespace for the Secrets of ClusterIssuers")
-	nameservers := fs.String("dns01-recursive-nameservers", "", "comma-separated host:port list for DNS-01 self checks")
-	nsOnly := fs.Bool("dns01-recursive-nameservers-only", false, "only query the recursive nameservers in DNS-01 self checks")
-	checkRetry := fs.Duration("dns01-check-retry-period", 10*time.Second, "wait between DNS-01 propagation checks")
-	minBackoff := fs.Duration("certificate-request-minimum-backoff-duration", time.Hour, "first retry delay after a failed issuance")
-	ambient := fs.Bool("cluster-issuer-ambient-credentials", true, "ClusterIssuers may use ambient (environment) credentials")
-	issuerAmbient := fs.Bool("issuer-ambient-credentials", false, "Issuers may use ambient (environment) credentials")
-	controllers := fs.String("controllers", strings.Join(defaultControllers, ","), "comma-separated controllers to run")
-	workers := fs.Int("concurrent-workers", 5, "workers per controller")
-	klog.InitFlags(fs)
-	_ = fs.Parse(os.Args[1:])
+	kubeconfig := flag.String("kubeconfig", "", "path to a kubeconfig (out of cluster)")
+	namespace := flag.String("namespace", "", "limit to one namespace (disables ClusterIssuers)")
+	clusterNS := flag.String("cluster-resource-namespace", "kube-system", "namespace for the Secrets of ClusterIssuers")
+	nameservers := flag.String("dns01-recursive-nameservers", "", "comma-separated host:port list for DNS-01 self checks")
+	nsOnly := flag.Bool("dns01-recursive-nameservers-only", false, "only query the recursive nameservers in DNS-01 self checks")
+	checkRetry := flag.Duration("dns01-check-retry-period", 10*time.Second, "wait between DNS-01 propagation checks")
+	minBackoff := flag.Duration("certificate-request-minimum-backoff-duration", time.Hour, "first retry delay after a failed issuance")
+	ambient := flag.Bool("cluster-issuer-ambient-credentials", true, "ClusterIssuers may use ambient (environment) credentials")
+	issuerAmbient := flag.Bool("issuer-ambient-credentials", false, "Issuers may use ambient (environment) credentials")
+	controllers := flag.String("controllers", strings.Join(defaultControllers, ","), "comma-separated controllers to run")
+	workers := flag.Int("concurrent-workers", 5, "workers per controller")
+	klog.InitFlags(flag.CommandLine)
+	flag.Parse()
 
 	logf.InitLogs()
 	defer logf.FlushLogs()

@@ -156,6 +156,12 @@ function send(port: number, host: string, opts: { tls?: { ca: string }; path?: s
   });
 }
 
+/** The reply when it is a 200; otherwise throws it, so that a time-out says what came back. */
+function ok(reply: Reply): Reply {
+  if (reply.status !== 200) throw new Error(`HTTP ${reply.status}: ${reply.body.slice(0, 200)}`);
+  return reply;
+}
+
 function pidAlive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
   try {
@@ -218,8 +224,20 @@ test('support peers against a simulated cluster and moto', { skip: SKIP, timeout
     );
     t.diagnostic(`cert-manager ready after ${Date.now() - startedAt} ms`);
 
+    // A part that fails says what its peers logged.
+    const part = (name: string, peersOfPart: string[], fn: () => Promise<void>): Promise<void> =>
+      t.test(name, async () => {
+        try {
+          await fn();
+        } catch (err) {
+          const logs = peersOfPart.map((p) => set.get(p)).filter((p) => p !== undefined).map((p) => `--- end of ${p.logPath}:\n${p.logTail(40)}`);
+          if (err instanceof Error && logs.length > 0) err.message += `\n${logs.join('\n')}`;
+          throw err;
+        }
+      });
+
     let caPem = '';
-    await t.test('cert-manager: SelfSigned -> CA -> Certificate gives a valid kubernetes.io/tls Secret', async () => {
+    await part('cert-manager: SelfSigned -> CA -> Certificate gives a valid kubernetes.io/tls Secret', ['cert-manager'], async () => {
       await c.apply(obj('cert-manager.io/v1', 'Issuer', 'selfsigned', { spec: { selfSigned: {} } }));
       await c.apply(
         obj('cert-manager.io/v1', 'Certificate', 'root-ca', {
@@ -263,14 +281,17 @@ test('support peers against a simulated cluster and moto', { skip: SKIP, timeout
     const backendPort = (backendServer.address() as { port: number }).port;
     const [webPort, websecurePort, pingPort] = [await freePort(), await freePort(), await freePort()];
 
-    await t.test('traefik routes Host-header requests through Ingresses (HTTP, HTTPS with the issued certificate) and an HTTPRoute', async () => {
+    await part('traefik routes Host-header requests through Ingresses (HTTP, HTTPS with the issued certificate) and an HTTPRoute', ['traefik'], async () => {
       await c.apply(obj('v1', 'Service', 'app', { spec: { type: 'ExternalName', externalName: 'localhost', ports: [{ name: 'http', port: backendPort }] } }));
       const rule = (host: string): Record<string, unknown> => ({
         host,
         http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'app', port: { name: 'http' } } } }] },
       });
       await c.apply(obj('networking.k8s.io/v1', 'Ingress', 'plain', { spec: { rules: [rule(`plain.${ZONE}`)] } }));
-      await c.apply(obj('networking.k8s.io/v1', 'Ingress', 'secure', { spec: { tls: [{ hosts: [`app.${ZONE}`], secretName: 'app-tls' }], rules: [rule(`app.${ZONE}`)] } }));
+      // spec.tls only hands traefik the certificate; its router serves TLS when annotated so.
+      const secure = obj('networking.k8s.io/v1', 'Ingress', 'secure', { spec: { tls: [{ hosts: [`app.${ZONE}`], secretName: 'app-tls' }], rules: [rule(`app.${ZONE}`)] } });
+      secure.metadata.annotations = { 'traefik.ingress.kubernetes.io/router.entrypoints': 'websecure', 'traefik.ingress.kubernetes.io/router.tls': 'true' };
+      await c.apply(secure);
       await c.apply(obj('gateway.networking.k8s.io/v1', 'GatewayClass', 'traefik', { spec: { controllerName: 'traefik.io/gateway-controller' } }, undefined));
       // traefik binds a Gateway listener to the entry point with the same port.
       await c.apply(
@@ -293,18 +314,15 @@ test('support peers against a simulated cluster and moto', { skip: SKIP, timeout
       t.diagnostic(`traefik ready after ${Date.now() - t0} ms`);
 
       const plain = await until('HTTP through the Ingress', async () => {
-        const r = await send(webPort, `plain.${ZONE}`, { path: '/x' });
-        return r.status === 200 ? r : undefined;
+        return ok(await send(webPort, `plain.${ZONE}`, { path: '/x' }));
       }, 60_000);
       assert.equal(plain.body, `hello from the backend: plain.${ZONE} /x`);
-      const secure = await until('HTTPS through the Ingress', async () => {
-        const r = await send(websecurePort, `app.${ZONE}`, { tls: { ca: caPem } });
-        return r.status === 200 ? r : undefined;
+      const overTls = await until('HTTPS through the Ingress', async () => {
+        return ok(await send(websecurePort, `app.${ZONE}`, { tls: { ca: caPem } }));
       }, 60_000);
-      assert.equal(secure.body, `hello from the backend: app.${ZONE} /`, 'served over TLS with the certificate cert-manager issued (verified against its CA)');
+      assert.equal(overTls.body, `hello from the backend: app.${ZONE} /`, 'served over TLS with the certificate cert-manager issued (verified against its CA)');
       const routed = await until('HTTP through the HTTPRoute', async () => {
-        const r = await send(webPort, `route.${ZONE}`, { path: '/r' });
-        return r.status === 200 ? r : undefined;
+        return ok(await send(webPort, `route.${ZONE}`, { path: '/r' }));
       }, 60_000);
       assert.equal(routed.body, `hello from the backend: route.${ZONE} /r`);
       assert.equal((await send(webPort, `nobody.${ZONE}`)).status, 404, 'an unknown host is not routed');
@@ -326,7 +344,7 @@ test('support peers against a simulated cluster and moto', { skip: SKIP, timeout
       assert.equal(parent?.conditions.find((x) => x.type === 'Accepted')?.status, 'True');
     });
 
-    await t.test('external-dns publishes A and TXT records for the routed hosts in the Route 53 zone, and removes them on delete', async () => {
+    await part('external-dns publishes A and TXT records for the routed hosts in the Route 53 zone, and removes them on delete', ['external-dns'], async () => {
       const t0 = Date.now();
       await set.start(
         externalDnsLaunch(set, {
@@ -358,7 +376,7 @@ test('support peers against a simulated cluster and moto', { skip: SKIP, timeout
       assert.ok(aRecord(after, `route.${ZONE}`) && aRecord(after, `app.${ZONE}`), 'the other hosts stay');
     });
 
-    await t.test('external-secrets turns an ExternalSecret into a Secret from Secrets Manager, and follows rotations across a restart', async () => {
+    await part('external-secrets turns an ExternalSecret into a Secret from Secrets Manager, and follows rotations across a restart', ['external-secrets'], async () => {
       await crdsOf('external-secrets');
       await secrets.send(new CreateSecretCommand({ Name: 'threeport/app-db', SecretString: JSON.stringify({ password: 'first-Pa55' }) }));
       const peer = await set.start(externalSecretsLaunch(set, { aws, metricsPort: await freePort() }));
@@ -400,7 +418,7 @@ test('support peers against a simulated cluster and moto', { skip: SKIP, timeout
       await until('the value rotated after the restart', async () => ((await password()) === 'third-Pa55' ? true : undefined), 60_000);
     });
 
-    await t.test('ACME: pebble, CoreDNS over the Route 53 zone and cert-manager’s route53 DNS-01 solver issue a certificate', async () => {
+    await part('ACME: pebble, CoreDNS over the Route 53 zone and cert-manager’s route53 DNS-01 solver issue a certificate', ['cert-manager', 'pebble', 'coredns'], async () => {
       // moto's default SOA record does not parse as DNS; write a real one first.
       await route53.send(
         new ChangeResourceRecordSetsCommand({

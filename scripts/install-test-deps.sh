@@ -2,8 +2,8 @@
 # Installs or builds everything the test suite needs that npm does not bring:
 # a PostgreSQL server (Debian's), chromium (the dashboard tests), util-linux's
 # unshare (runs the embedded PostgreSQL when we are root), the Kubernetes test
-# binaries and OpenTofu (built once per machine from Go modules into a cache
-# outside the repo).
+# binaries, OpenTofu and the support-service peers (built once per machine from Go
+# modules into a cache outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +64,19 @@ else
   bash scripts/k8s/build-test-bins.sh
   # Upstream Threeport's own tptctl and integration test, run against our server (test/e2e/upstream-*).
   bash scripts/upstream/build-threeport.sh
+  # Support-service peers (traefik, cert-manager, external-dns, external-secrets, pebble, CoreDNS,
+  # Gateway API CRDs), cached per version. traefik is by far the slowest (about 36 minutes cold),
+  # so it builds alongside the others: two builds at once at most.
+  if [ "${THREEPORT_SKIP_PEERS:-}" = 1 ]; then
+    say "THREEPORT_SKIP_PEERS=1: not building the support-service peers"
+  else
+    peers_t0=$(date +%s)
+    (bash scripts/peers/build-support-peers.sh traefik 2>&1 | sed -u 's/^/[traefik] /') &
+    traefik_pid=$!
+    bash scripts/peers/build-support-peers.sh cert-manager pebble coredns external-dns external-secrets gateway-api
+    wait "$traefik_pid"
+    say "support-service peers ready in $(( $(date +%s) - peers_t0 ))s"
+  fi
 fi
 
 # OpenTofu for the Terraform controller's tests (about 23 minutes cold on 2 cores, then cached).

@@ -14,7 +14,7 @@ import { FieldCipher } from './crypto/field-encryption.js';
 import { ensurePki } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
-import { loadReconcilers, type Controller } from './controllers/index.js';
+import { loadReconcilers, testReconcilerKinds, type Controller } from './controllers/index.js';
 import { ReconcileMetrics } from './reconcile/metrics.js';
 import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
 import { ReconcileRuntime, type ReconcileRuntimeSettings } from './reconcile/runtime.js';
@@ -111,6 +111,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
         ...(config.helmChartDir ? { helmChartDir: config.helmChartDir } : {}),
         ready: () => !closing,
+        // Explicit (in-process test) and THREEPORT_TEST_RECONCILERS reconcilers may serve kinds
+        // that the built-in controllers do not; the API must not refuse those.
+        servedKinds: new Set([...(config.reconcilers ?? []).map((r) => r.kind), ...(await testReconcilerKinds())]),
         extend: (api) => {
           api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
           registerDashboardRoutes(api, store, log);

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kind, StoredCheckContext } from '../kinds/declare.js';
 import { kindNamed } from '../kinds/index.js';
 import { parseFilters, validatePayload } from '../kinds/validate.js';
+import { refuseUnavailableWrite } from '../kinds/availability.js';
 import { InputError, NotFoundError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Queryable } from '../store/database.js';
@@ -70,7 +71,13 @@ type Req = FastifyRequest<{ Params: { id?: string }; Querystring: Record<string,
 /** A rule the server adds to a kind from its own configuration: the fields of a write → the problem (400). */
 export type ServerCheck = (fields: Readonly<Record<string, unknown>>) => string | undefined;
 
-export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: ObjectStore, serverCheck?: ServerCheck): void {
+export function registerKindRoutes(
+  app: FastifyInstance,
+  kind: Kind,
+  store: ObjectStore,
+  serverCheck?: ServerCheck,
+  served?: ReadonlySet<string>,
+): void {
   const base = `/v0/${kind.plural}`;
   const send = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type(JSON_TYPE).send(body);
 
@@ -84,6 +91,7 @@ export function registerKindRoutes(app: FastifyInstance, kind: Kind, store: Obje
     kind.checkStored ? store.withGraphLock(kind, work) : work(store.db.pool);
   const validate = (body: unknown, mode: 'create' | 'patch' | 'put') => {
     const fields = validatePayload(kind, body, mode);
+    refuseUnavailableWrite(kind, fields, mode, served);
     const problem = serverCheck?.(fields);
     if (problem) throw new InputError(problem);
     return fields;

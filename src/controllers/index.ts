@@ -76,22 +76,35 @@ export interface ReconcilerSet {
   onSettled?: (settlement: Settlement) => void;
 }
 
+/** The kinds the THREEPORT_TEST_RECONCILERS module reconciles (none when it is not set); the API accepts them. */
+export async function testReconcilerKinds(): Promise<string[]> {
+  const path = process.env[TEST_RECONCILERS_ENV];
+  return path ? (await importTestReconcilers(path)).reconcilers.map((r) => r.kind) : [];
+}
+
+async function importTestReconcilers(path: string): Promise<{ reconcilers: Reconciler[]; onSettled?: (s: Settlement) => void }> {
+  const url = pathToFileURL(isAbsolute(path) ? path : resolve(path)).href;
+  const mod = (await import(url)) as { reconcilers?: unknown; onSettled?: unknown };
+  if (!Array.isArray(mod.reconcilers)) {
+    throw new Error(`${TEST_RECONCILERS_ENV}=${path}: the module must export \`reconcilers\`, an array of reconcilers`);
+  }
+  return {
+    reconcilers: mod.reconcilers as Reconciler[],
+    ...(typeof mod.onSettled === 'function' ? { onSettled: mod.onSettled as (s: Settlement) => void } : {}),
+  };
+}
+
 /** `explicit` (or the built-ins), plus the test module named by THREEPORT_TEST_RECONCILERS when it is set. */
 export async function loadReconcilers(explicit?: readonly Reconciler[], env?: ControllerEnvironment): Promise<ReconcilerSet> {
   const controllers = explicit || !env ? [] : builtInControllers(env);
   const base = [...(explicit ?? controllers.flatMap((c) => [...c.reconcilers]))];
   const path = process.env[TEST_RECONCILERS_ENV];
   if (!path) return { reconcilers: base, controllers };
-  const url = pathToFileURL(isAbsolute(path) ? path : resolve(path)).href;
-  const mod = (await import(url)) as { reconcilers?: unknown; onSettled?: unknown };
-  if (!Array.isArray(mod.reconcilers)) {
-    throw new Error(`${TEST_RECONCILERS_ENV}=${path}: the module must export \`reconcilers\`, an array of reconcilers`);
-  }
-  const test = mod.reconcilers as Reconciler[];
+  const { reconcilers: test, onSettled } = await importTestReconcilers(path);
   const replaced = new Set(test.map((r) => r.kind));
   return {
     reconcilers: [...base.filter((r) => !replaced.has(r.kind)), ...test],
     controllers,
-    ...(typeof mod.onSettled === 'function' ? { onSettled: mod.onSettled as (s: Settlement) => void } : {}),
+    ...(onSettled ? { onSettled } : {}),
   };
 }

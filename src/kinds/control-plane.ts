@@ -1,11 +1,16 @@
 import { defineKind, f } from './declare.js';
 
+/** Why these kinds are refused (see KindInput.unavailable); removed when their controller lands. */
+const CHILD_CONTROL_PLANES_UNAVAILABLE =
+  'child control planes are not installed by this control plane yet; only registration (Reconciled: true, as tptctl up does for the genesis control plane) is accepted';
+
 export const ControlPlaneDefinition = defineKind({
   name: 'ControlPlaneDefinition',
   plural: 'control-plane-definitions',
   domain: 'control-plane',
   base: 'definition',
   reconciled: true,
+  unavailable: CHILD_CONTROL_PLANES_UNAVAILABLE,
   fields: {
     AuthEnabled: f.boolean({ default: true }),
     OnboardParent: f.boolean({ default: true }),
@@ -18,6 +23,7 @@ export const ControlPlaneInstance = defineKind({
   domain: 'control-plane',
   base: 'instance',
   reconciled: true,
+  unavailable: CHILD_CONTROL_PLANES_UNAVAILABLE,
   fields: {
     Namespace: f.string({ required: true }),
     IsSelf: f.boolean({ default: false }),

@@ -51,6 +51,14 @@ export interface KindInput {
   readonly base: Base;
   /** Has a controller: POST/PATCH leaving `Reconciled` false queue a reconcile, DELETE is two-phase. */
   readonly reconciled: boolean;
+  /**
+   * A reconciled kind that this build has no controller for yet: why, in words a user can act on.
+   * The API refuses any write that would ask for a reconcile (Reconciled absent or false) with a
+   * 400 carrying this text, and deletes registered objects (Reconciled: true) in one phase, since
+   * nothing was ever done for them. The guard test (test/reconcile/no-hollow-kinds) insists that
+   * every other reconciled kind has a built-in reconciler, and that these have none.
+   */
+  readonly unavailable?: string;
   /** Carries the reconciliation fields without being reconciled (upstream DomainNameDefinition). */
   readonly reconciliationFields?: boolean;
   readonly fields: Readonly<Record<string, FieldSpec>>;

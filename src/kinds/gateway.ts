@@ -1,5 +1,9 @@
 import { defineKind, f } from './declare.js';
 
+/** Why these kinds are refused (see KindInput.unavailable); removed when their controller lands. */
+const GATEWAYS_UNAVAILABLE =
+  'no controller installs gateways, TLS certificates or DNS records on runtimes yet (support services are being built); register an existing one with Reconciled: true, or leave Gateway and DomainName out of the workload config';
+
 export const DomainNameDefinition = defineKind({
   name: 'DomainNameDefinition',
   plural: 'domain-name-definitions',
@@ -20,6 +24,7 @@ export const DomainNameInstance = defineKind({
   domain: 'gateway',
   base: 'instance',
   reconciled: true,
+  unavailable: GATEWAYS_UNAVAILABLE,
   fields: {
     DomainNameDefinitionID: f.id('DomainNameDefinition', { required: true, blocksDelete: true }),
     // Upstream's query tag for this field is `workloadresourceinstanceid`; kept for compatibility.
@@ -34,6 +39,7 @@ export const GatewayDefinition = defineKind({
   domain: 'gateway',
   base: 'definition',
   reconciled: true,
+  unavailable: GATEWAYS_UNAVAILABLE,
   fields: {
     HttpPorts: f.association('GatewayHttpPort', 'GatewayDefinitionID'),
     TcpPorts: f.association('GatewayTcpPort', 'GatewayDefinitionID'),
@@ -78,6 +84,7 @@ export const GatewayInstance = defineKind({
   domain: 'gateway',
   base: 'instance',
   reconciled: true,
+  unavailable: GATEWAYS_UNAVAILABLE,
   fields: {
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
     GatewayDefinitionID: f.id('GatewayDefinition', { required: true, blocksDelete: true }),

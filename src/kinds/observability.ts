@@ -1,11 +1,16 @@
 import { defineKind, f } from './declare.js';
 
+/** Why these kinds are refused (see KindInput.unavailable); removed when their controller lands. */
+const OBSERVABILITY_UNAVAILABLE =
+  'no controller installs observability stacks (Prometheus, Loki, Grafana) on runtimes yet; register an existing one with Reconciled: true';
+
 export const ObservabilityStackDefinition = defineKind({
   name: 'ObservabilityStackDefinition',
   plural: 'observability-stack-definitions',
   domain: 'observability',
   base: 'definition',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     ObservabilityDashboardDefinitionID: f.id('ObservabilityDashboardDefinition'),
     MetricsDefinitionID: f.id('MetricsDefinition'),
@@ -27,6 +32,7 @@ export const ObservabilityStackInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     ObservabilityStackDefinitionID: f.id('ObservabilityStackDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
@@ -48,6 +54,7 @@ export const ObservabilityDashboardDefinition = defineKind({
   domain: 'observability',
   base: 'definition',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     GrafanaHelmWorkloadDefinitionID: f.id('HelmWorkloadDefinition'),
     GrafanaHelmChartVersion: f.string({ default: '7.2.1' }),
@@ -61,6 +68,7 @@ export const ObservabilityDashboardInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     ObservabilityDashboardDefinitionID: f.id('ObservabilityDashboardDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
@@ -75,6 +83,7 @@ export const MetricsDefinition = defineKind({
   domain: 'observability',
   base: 'definition',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     KubePrometheusStackHelmWorkloadDefinitionID: f.id('HelmWorkloadDefinition'),
     KubePrometheusStackHelmChartVersion: f.string({ default: '55.8.1' }),
@@ -88,6 +97,7 @@ export const MetricsInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     MetricsDefinitionID: f.id('MetricsDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
@@ -102,6 +112,7 @@ export const LoggingDefinition = defineKind({
   domain: 'observability',
   base: 'definition',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     LokiHelmWorkloadDefinitionID: f.id('HelmWorkloadDefinition'),
     LokiHelmChartVersion: f.string({ default: '5.41.6' }),
@@ -118,6 +129,7 @@ export const LoggingInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
+  unavailable: OBSERVABILITY_UNAVAILABLE,
   fields: {
     LoggingDefinitionID: f.id('LoggingDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),

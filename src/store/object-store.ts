@@ -14,6 +14,7 @@ import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import type { FieldCipher } from '../crypto/field-encryption.js';
 import type { Database, Queryable } from './database.js';
 import { CHANGE_CHANNEL, NOTIFY_CHANNEL, QUEUE_TABLE, nameConstraint, uniqueConstraint, uniqueTrueConstraint } from './schema.js';
+import { deletesInTwoPhases } from '../kinds/availability.js';
 
 export type Operation = 'Created' | 'Updated' | 'Deleted';
 
@@ -381,7 +382,7 @@ export class ObjectStore {
       const current = locked.rows[0] as { data: JsonObject } | undefined;
       if (!current) throw new NotFoundError('record not found');
       await this.#assertNoBlockingReferences(kind, id, tx);
-      if (kind.reconciled && !current.data['DeletionConfirmed']) {
+      if (deletesInTwoPhases(kind, current.data) && !current.data['DeletionConfirmed']) {
         if (current.data['DeletionScheduled']) throw new ConflictError(`object with ID ${id} already being deleted`);
         return this.#scheduleDeletion(kind, id, tx);
       }

@@ -34,22 +34,21 @@ const CP = 'upstream';
  * test below fails when another one fails, and when one of these passes (then remove it here).
  */
 export const KNOWN_E2E_FAILURES: Readonly<Record<string, string>> = {
-  'should have no error updating gateway definition':
-    'PATCH /v0/gateway-definitions/:id with HttpPorts is refused (400 "Update of associated objects is not allowed"); issue 16 item 1, the api engineer',
-  'should be able to delete gateway definition':
-    'the GatewayInstance attached to the deleted WorkloadInstance is not deleted with it (no gateway controller yet: support services), so it blocks its definition',
-  'gateway definition deletion reconciliation should be complete': 'follows from the GatewayDefinition never being deleted',
-  'should be able to delete domain name definition':
-    'likewise the DomainNameInstance attached to the WorkloadInstance blocks its definition (support services)',
-  // The second test workload reuses the names of the first one's definitions, which were left behind.
-  'should have no error creating domain name definition': 'follows: DomainNameDefinition "domainNameDefinition" of the first workload still exists (409)',
-  'should have no error creating gateway definition': 'follows: GatewayDefinition "gateway-definition" of the first workload still exists (409)',
+  // Upstream's test starts each workload by creating a GatewayDefinition. Until the support-services
+  // controllers land, the gateway kinds are declared unavailable (no hollow kinds), so that create
+  // is refused with a 400 that says why; with the ports PATCH, gateway deletion with its workload
+  // and the domain-name kinds, this is what stands between us and a passing TestWorkloadE2E.
+  'should have no error creating gateway definition':
+    'GatewayDefinition is refused (KindInput.unavailable) until gateways reconcile for real (support services)',
 };
 
+/** The 400 upstream's client gets for the GatewayDefinition it creates first. */
+export const KNOWN_E2E_REFUSAL = 'GatewayDefinition is not available on this control plane';
+
 /**
- * After that 409, upstream's test updates the gateway definition it failed to create, and its
- * client dereferences the missing ID: the run ends in this panic, so the second workload's later
- * assertions do not run. Only this panic, after those known failures, is accepted.
+ * After that refusal, upstream's test updates the gateway definition it failed to create, and its
+ * client dereferences the missing ID: the run ends in this panic, so the rest of the test
+ * assertions do not run. Only this panic, after that known failure, is accepted.
  */
 export const KNOWN_E2E_PANIC = 'github.com/threeport/threeport/pkg/client/v0.UpdateGatewayDefinition(';
 
@@ -281,8 +280,10 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     } else {
       assert.equal(r.code, failed.length === 0 ? 0 : 1, output.slice(-4000));
     }
-    // The first workload's lifecycle assertions all passed: reconciled definition, its resources on
-    // the simulated cluster, a Started WorkloadEvent, deletion, and the resources gone.
-    assert.match(output, /testing workload: managed-namespace-workload/, 'the first workload ran to its end');
+    // The one failure is our declared refusal, not a server error. (When gateways become real, the
+    // first workload's lifecycle runs to its end: reconciled definition, resources on the simulated
+    // cluster, a Started WorkloadEvent, deletion, resources gone; that was checked before the kinds
+    // were declared unavailable, and our own workload suites cover it.)
+    assert.ok(output.includes(KNOWN_E2E_REFUSAL), `the gateway create was refused for its declared reason:\n${output.slice(-4000)}`);
   });
 });

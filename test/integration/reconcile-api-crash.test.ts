@@ -33,7 +33,14 @@ after(async () => {
 async function startApi(): Promise<{ child: ChildProcess; url: string }> {
   const args = [THREEPORT, 'server', '--role', 'api', '--port', '0', '--no-auth', '--database-url', env.pg.url];
   args.push('--data-dir', join(dir, 'data'), '--log-level', 'warn');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ENCRYPTION_KEY: env.key } });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: {
+      ...process.env,
+      ENCRYPTION_KEY: env.key,
+      // The probe reconciler serves ControlPlaneDefinition, which no built-in controller does yet;
+      // naming it lets this API accept the creates (KindInput.unavailable).
+      THREEPORT_TEST_RECONCILERS: join(here, '..', 'fixtures', 'reconcilers', 'probe.js'),
+    },
+  });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {

@@ -14,7 +14,7 @@ import { FieldCipher } from './crypto/field-encryption.js';
 import { ensurePki } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
-import { loadReconcilers, type Controller } from './controllers/index.js';
+import type { Controller } from './controllers/index.js';
 import { ReconcileMetrics } from './reconcile/metrics.js';
 import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
 import { ReconcileRuntime, type ReconcileRuntimeSettings } from './reconcile/runtime.js';
@@ -120,6 +120,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       url = `${config.auth ? 'https' : 'http'}://${host}:${port}`;
     }
     if (config.role === 'all' || config.role === 'controllers') {
+      // Imported here, not at the top: the controllers pull in the AWS SDK and the Kubernetes
+      // client, which an API replica never uses (see docs/operator-guide.md, lean replicas).
+      const { loadReconcilers } = await import('./controllers/index.js');
       const loaded = await loadReconcilers(config.reconcilers, {
         dataDir: config.dataDir,
         logger: log,

@@ -11,7 +11,7 @@ import { Database } from './store/database.js';
 import { migrate } from './store/migrate.js';
 import { ObjectStore } from './store/object-store.js';
 import { FieldCipher } from './crypto/field-encryption.js';
-import { ensurePki } from './crypto/pki.js';
+import { serverTls } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
 import type { Controller } from './controllers/index.js';
@@ -101,11 +101,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     let closing = false;
 
     if (config.role === 'all' || config.role === 'api') {
-      const pki = config.auth ? await ensurePki(config.tlsDir ?? join(config.dataDir, 'pki')) : undefined;
+      const tls = config.auth ? await serverTls(config.tlsDir ?? join(config.dataDir, 'pki')) : undefined;
       app = await buildApiServer({
         store,
         logger: log,
-        ...(pki ? { tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key } } : {}),
+        ...(tls ? { tls } : {}),
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
         ready: () => !closing,
         extend: (api) => {

@@ -179,3 +179,19 @@ export async function ensurePki(dir: string, extraDnsNames: string[] = []): Prom
     (!fresh && read('client')) || write('client', await issueCertificate(ca, { commonName: 'tptctl', usage: 'client' }));
   return { ca, server, client };
 }
+
+/**
+ * What the API's TLS listener needs: the CA certificate (to verify clients) and the server's
+ * certificate and key. When those three files are in `dir` (e.g. a Kubernetes Secret mounted
+ * read-only) they are used as they are, and the CA's private key need not be there; otherwise
+ * the missing certificates are generated as by ensurePki.
+ */
+export async function serverTls(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const files = ['ca.crt', 'server.crt', 'server.key'].map((f) => join(dir, f));
+  if (files.every((f) => existsSync(f))) {
+    const [ca, cert, key] = files.map((f) => readFileSync(f, 'utf8')) as [string, string, string];
+    return { ca, cert, key };
+  }
+  const pki = await ensurePki(dir);
+  return { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key };
+}

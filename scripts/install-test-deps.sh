@@ -43,6 +43,15 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]==5.2.1' || python3 -m pip install --quiet --break-system-packages 'moto[server]==5.2.1'
 fi
 
+# The container image test (test/platform/image.test.ts): mmdebstrap makes the Debian rootfs,
+# podman (with runc) assembles, pushes, pulls and runs the image. THREEPORT_SKIP_IMAGE=1 skips both.
+if [ "${THREEPORT_SKIP_IMAGE:-}" != 1 ]; then
+  missing=()
+  for tool in mmdebstrap podman runc newuidmap; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  if [ ${#missing[@]} -gt 0 ]; then apt_install mmdebstrap podman runc uidmap; fi
+  say "image tools: $(mmdebstrap --version 2>/dev/null | head -1), $(podman --version 2>/dev/null)"
+fi
+
 need_go() { if ! command -v go >/dev/null 2>&1; then apt_install golang-go; fi; }
 
 # schemathesis (PyPI): the schema-driven fuzzer that test/api/fuzz-openapi.test.ts runs against

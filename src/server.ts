@@ -11,10 +11,11 @@ import { Database } from './store/database.js';
 import { migrate } from './store/migrate.js';
 import { ObjectStore } from './store/object-store.js';
 import { FieldCipher } from './crypto/field-encryption.js';
-import { ensurePki } from './crypto/pki.js';
+import { serverTls } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
-import { loadReconcilers, testReconcilerKinds, type Controller } from './controllers/index.js';
+import type { Controller } from './controllers/index.js';
+import { testReconcilerKinds } from './controllers/test-reconcilers.js';
 import { ReconcileMetrics } from './reconcile/metrics.js';
 import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
 import { ReconcileRuntime, type ReconcileRuntimeSettings } from './reconcile/runtime.js';
@@ -103,11 +104,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     let closing = false;
 
     if (config.role === 'all' || config.role === 'api') {
-      const pki = config.auth ? await ensurePki(config.tlsDir ?? join(config.dataDir, 'pki')) : undefined;
+      const tls = config.auth ? await serverTls(config.tlsDir ?? join(config.dataDir, 'pki')) : undefined;
       app = await buildApiServer({
         store,
         logger: log,
-        ...(pki ? { tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key } } : {}),
+        ...(tls ? { tls } : {}),
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
         ...(config.helmChartDir ? { helmChartDir: config.helmChartDir } : {}),
         ready: () => !closing,
@@ -126,6 +127,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       url = `${config.auth ? 'https' : 'http'}://${host}:${port}`;
     }
     if (config.role === 'all' || config.role === 'controllers') {
+      // Imported here, not at the top: the controllers pull in the AWS SDK and the Kubernetes
+      // client, which an API replica never uses (see docs/operator-guide.md, lean replicas).
+      const { loadReconcilers } = await import('./controllers/index.js');
       const loaded = await loadReconcilers(config.reconcilers, {
         dataDir: config.dataDir,
         logger: log,

@@ -8,8 +8,8 @@
 // built-in ones of the same kind. It lets a test run a real `threeport server`
 // child process with a test reconciler, e.g. to kill it mid-reconcile. It is
 // read only when set; never set it in production.
-import { isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { TEST_RECONCILERS_ENV, importTestReconcilers } from './test-reconcilers.js';
 import type { Logger } from 'pino';
 import type { Reconciler, Settlement } from '../reconcile/types.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -20,7 +20,7 @@ import { AwsController } from './aws/index.js';
 import { SecretController } from './secret/index.js';
 import { TerraformController, defaultTerraformWorkRoot } from './terraform/index.js';
 
-export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
+export { TEST_RECONCILERS_ENV, testReconcilerKinds } from './test-reconcilers.js';
 
 /** What built-in controllers need from the server. */
 export interface ControllerEnvironment {
@@ -74,24 +74,6 @@ export interface ReconcilerSet {
   /** The built-in controllers in use (their start/stop hooks); none when reconcilers are explicit. */
   controllers: Controller[];
   onSettled?: (settlement: Settlement) => void;
-}
-
-/** The kinds the THREEPORT_TEST_RECONCILERS module reconciles (none when it is not set); the API accepts them. */
-export async function testReconcilerKinds(): Promise<string[]> {
-  const path = process.env[TEST_RECONCILERS_ENV];
-  return path ? (await importTestReconcilers(path)).reconcilers.map((r) => r.kind) : [];
-}
-
-async function importTestReconcilers(path: string): Promise<{ reconcilers: Reconciler[]; onSettled?: (s: Settlement) => void }> {
-  const url = pathToFileURL(isAbsolute(path) ? path : resolve(path)).href;
-  const mod = (await import(url)) as { reconcilers?: unknown; onSettled?: unknown };
-  if (!Array.isArray(mod.reconcilers)) {
-    throw new Error(`${TEST_RECONCILERS_ENV}=${path}: the module must export \`reconcilers\`, an array of reconcilers`);
-  }
-  return {
-    reconcilers: mod.reconcilers as Reconciler[],
-    ...(typeof mod.onSettled === 'function' ? { onSettled: mod.onSettled as (s: Settlement) => void } : {}),
-  };
 }
 
 /** `explicit` (or the built-ins), plus the test module named by THREEPORT_TEST_RECONCILERS when it is set. */

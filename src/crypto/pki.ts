@@ -5,9 +5,18 @@
 import { webcrypto, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 
-x509.cryptoProvider.set(webcrypto as never);
+// @peculiar/x509 (and its ASN.1 stack) takes a noticeable share of a replica's start-up, and a
+// replica whose certificates are mounted never generates one: load it on first use.
+let x509Module: Promise<typeof X509> | undefined;
+function loadX509(): Promise<typeof X509> {
+  x509Module ??= import('@peculiar/x509').then((m) => {
+    m.cryptoProvider.set(webcrypto as never);
+    return m;
+  });
+  return x509Module;
+}
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -48,6 +57,7 @@ async function generateKeys(): Promise<CryptoKeyPair> {
 }
 
 export async function createCa(commonName = 'Threeport', years = 10): Promise<KeyPairPem> {
+  const x509 = await loadX509();
   const keys = await generateKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -88,10 +98,11 @@ export async function generateKeyPair(): Promise<{ privateKey: string; publicKey
 }
 
 export async function issueCertificate(ca: KeyPairPem, options: LeafOptions): Promise<KeyPairPem> {
+  const x509 = await loadX509();
   const caCert = new x509.X509Certificate(ca.cert);
   const caKey = await importKey(ca.key);
   const keys = await generateKeys();
-  const altNames: x509.JsonGeneralName[] = [
+  const altNames: X509.JsonGeneralName[] = [
     ...(options.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(options.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
@@ -167,4 +178,20 @@ export async function ensurePki(dir: string, extraDnsNames: string[] = []): Prom
   const client =
     (!fresh && read('client')) || write('client', await issueCertificate(ca, { commonName: 'tptctl', usage: 'client' }));
   return { ca, server, client };
+}
+
+/**
+ * What the API's TLS listener needs: the CA certificate (to verify clients) and the server's
+ * certificate and key. When those three files are in `dir` (e.g. a Kubernetes Secret mounted
+ * read-only) they are used as they are, and the CA's private key need not be there; otherwise
+ * the missing certificates are generated as by ensurePki.
+ */
+export async function serverTls(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const files = ['ca.crt', 'server.crt', 'server.key'].map((f) => join(dir, f));
+  if (files.every((f) => existsSync(f))) {
+    const [ca, cert, key] = files.map((f) => readFileSync(f, 'utf8')) as [string, string, string];
+    return { ca, cert, key };
+  }
+  const pki = await ensurePki(dir);
+  return { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key };
 }

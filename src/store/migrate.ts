@@ -23,7 +23,9 @@ export async function migrate(db: Database, kinds: readonly Kind[]): Promise<voi
         );
       }
     }
-    for (const statement of schemaDdl(kinds)) await client.query(statement);
+    // One round trip for the whole (idempotent) DDL: with the schema present, statement by
+    // statement cost a replica 100-200 ms of its start-up; joined, 15-25 ms (bench/startup).
+    await client.query(schemaDdl(kinds).join(';\n'));
     await client.query('INSERT INTO threeport_schema (version) VALUES ($1) ON CONFLICT DO NOTHING', [SCHEMA_VERSION]);
   });
 }

@@ -10,7 +10,7 @@
 // definition and instance changes, clear terminal events for a bad chart and bad values (no
 // retry loop), and that deletion leaves no labelled object behind.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -32,6 +32,7 @@ import { HELM_CA_FILE_ENV } from '../../src/controllers/helm-workload/index.js';
 import { BUILD_SCRIPT_REL, packageRoot } from '../../src/providers/runtimes/kwok/binaries.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { until } from '../harness/until.js';
+import { findRegistryBinary, startRegistry } from '../harness/registry.js';
 import { api, must, get, type Obj } from '../harness/api-calls.js';
 
 const execFileP = promisify(execFile);
@@ -70,40 +71,6 @@ function startControlPlane(dataDir: string): Promise<RunningServer> {
     controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
     logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'silent' }),
   });
-}
-
-/** The cached OCI registry binary (scripts/k8s/build-test-bins.sh), or undefined when not built. */
-function findRegistryBinary(): string | undefined {
-  try {
-    const dir = execFileSync('bash', [join(ROOT, BUILD_SCRIPT_REL), '--print-registry-dir'], { encoding: 'utf8', timeout: 10_000 }).trim();
-    const path = join(dir, 'registry');
-    return dir && existsSync(path) ? path : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Starts the in-memory registry on a free loopback port; resolves its port. */
-async function startRegistry(binary: string): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(binary, ['--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`registry did not start: ${buf}`)), 20_000);
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      const m = /serving on port (\d+)/.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolvePort(Number(m[1]));
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`registry exited (${String(code)}): ${buf}`));
-    });
-  });
-  child.stderr!.resume();
-  return { port, child };
 }
 
 /**

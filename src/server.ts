@@ -15,7 +15,7 @@ import { serverTls } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
 import type { Controller } from './controllers/index.js';
-import { testReconcilerKinds } from './controllers/test-reconcilers.js';
+import { testReconcilerKinds } from './reconcile/test-reconcilers.js';
 import { ReconcileMetrics } from './reconcile/metrics.js';
 import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
 import { ReconcileRuntime, type ReconcileRuntimeSettings } from './reconcile/runtime.js';

@@ -9,7 +9,7 @@
 // child process with a test reconciler, e.g. to kill it mid-reconcile. It is
 // read only when set; never set it in production.
 import { join } from 'node:path';
-import { TEST_RECONCILERS_ENV, importTestReconcilers } from './test-reconcilers.js';
+import { TEST_RECONCILERS_ENV, importTestReconcilers } from '../reconcile/test-reconcilers.js';
 import type { Logger } from 'pino';
 import type { Reconciler, Settlement } from '../reconcile/types.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -20,7 +20,7 @@ import { AwsController } from './aws/index.js';
 import { SecretController } from './secret/index.js';
 import { TerraformController, defaultTerraformWorkRoot } from './terraform/index.js';
 
-export { TEST_RECONCILERS_ENV, testReconcilerKinds } from './test-reconcilers.js';
+export { TEST_RECONCILERS_ENV, testReconcilerKinds } from '../reconcile/test-reconcilers.js';
 
 /** What built-in controllers need from the server. */
 export interface ControllerEnvironment {

@@ -3,7 +3,7 @@
 // controllers (and with them the AWS SDK and the Kubernetes client).
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Reconciler, Settlement } from '../reconcile/types.js';
+import type { Reconciler, Settlement } from './types.js';
 
 export const TEST_RECONCILERS_ENV = 'THREEPORT_TEST_RECONCILERS';
 

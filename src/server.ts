@@ -98,7 +98,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   let domainControllers: Controller[] = [];
   try {
     await migrate(db, KINDS);
-    const store = new ObjectStore(db, cipher);
+    // Explicit (in-process test) and THREEPORT_TEST_RECONCILERS reconcilers may serve kinds that
+    // the built-in controllers do not; the store and the API must treat those as served.
+    const served = new Set([...(config.reconcilers ?? []).map((r) => r.kind), ...(await testReconcilerKinds())]);
+    const store = new ObjectStore(db, cipher, served);
     const metrics = new ReconcileMetrics(db, { log });
     let url: string | undefined;
     let closing = false;
@@ -112,9 +115,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
         ...(config.helmChartDir ? { helmChartDir: config.helmChartDir } : {}),
         ready: () => !closing,
-        // Explicit (in-process test) and THREEPORT_TEST_RECONCILERS reconcilers may serve kinds
-        // that the built-in controllers do not; the API must not refuse those.
-        servedKinds: new Set([...(config.reconcilers ?? []).map((r) => r.kind), ...(await testReconcilerKinds())]),
         extend: (api) => {
           api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
           registerDashboardRoutes(api, store, log);

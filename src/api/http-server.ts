@@ -31,8 +31,6 @@ export interface ApiServerOptions {
   ready?: () => boolean;
   /** The one directory under which HelmWorkloadDefinition.Repo may name a local chart (none when unset). */
   helmChartDir?: string;
-  /** Kinds declared `unavailable` that this deployment reconciles anyway (test reconcilers). */
-  servedKinds?: ReadonlySet<string>;
 }
 
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
@@ -160,7 +158,7 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
   const serverChecks: Record<string, ServerCheck> = {
     HelmWorkloadDefinition: (fields) => localRepoProblem(fields['Repo'], options.helmChartDir),
   };
-  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store, serverChecks[kind.name], options.servedKinds);
+  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store, serverChecks[kind.name]);
   registerCustomRoutes(app, options.store);
   options.extend?.(app);
   return app;

@@ -76,7 +76,6 @@ export function registerKindRoutes(
   kind: Kind,
   store: ObjectStore,
   serverCheck?: ServerCheck,
-  served?: ReadonlySet<string>,
 ): void {
   const base = `/v0/${kind.plural}`;
   const send = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type(JSON_TYPE).send(body);
@@ -91,7 +90,7 @@ export function registerKindRoutes(
     kind.checkStored ? store.withGraphLock(kind, work) : work(store.db.pool);
   const validate = (body: unknown, mode: 'create' | 'patch' | 'put') => {
     const fields = validatePayload(kind, body, mode);
-    refuseUnavailableWrite(kind, fields, mode, served);
+    refuseUnavailableWrite(kind, fields, mode, store.served);
     const problem = serverCheck?.(fields);
     if (problem) throw new InputError(problem);
     return fields;

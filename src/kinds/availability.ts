@@ -31,9 +31,11 @@ const NONE: ReadonlySet<string> = new Set();
 /**
  * Whether a DELETE of this object waits for a controller to clean up (spec §1.7 two-phase delete).
  * A registered object of an unavailable kind (Reconciled: true, nothing ever done for it) goes at
- * once, since no controller exists to confirm it.
+ * once, since no controller exists to confirm it, unless `served` says this deployment reconciles
+ * the kind anyway.
  */
-export function deletesInTwoPhases(kind: Kind, object: Readonly<Record<string, unknown>>): boolean {
+export function deletesInTwoPhases(kind: Kind, object: Readonly<Record<string, unknown>>, served: ReadonlySet<string> = NONE): boolean {
   if (!kind.reconciled) return false;
-  return !(kind.unavailable && object['Reconciled'] === true);
+  if (!kind.unavailable || served.has(kind.name)) return true;
+  return object['Reconciled'] !== true;
 }

@@ -154,9 +154,15 @@ function isUniqueViolation(err: unknown): err is { code: string; constraint?: st
 export class ObjectStore {
   readonly #statements = new Map<string, KindStatements>();
 
+  /**
+   * `served` names unavailable kinds that this deployment reconciles anyway (explicit and
+   * THREEPORT_TEST_RECONCILERS reconcilers): the API accepts writes of them, and their deletes
+   * wait for the reconciler as any reconciled kind's do.
+   */
   constructor(
     readonly db: Database,
     private readonly cipher: FieldCipher | undefined,
+    readonly served: ReadonlySet<string> = new Set(),
   ) {}
 
   #sql(kind: Kind): KindStatements {
@@ -382,7 +388,7 @@ export class ObjectStore {
       const current = locked.rows[0] as { data: JsonObject } | undefined;
       if (!current) throw new NotFoundError('record not found');
       await this.#assertNoBlockingReferences(kind, id, tx);
-      if (deletesInTwoPhases(kind, current.data) && !current.data['DeletionConfirmed']) {
+      if (deletesInTwoPhases(kind, current.data, this.served) && !current.data['DeletionConfirmed']) {
         if (current.data['DeletionScheduled']) throw new ConflictError(`object with ID ${id} already being deleted`);
         return this.#scheduleDeletion(kind, id, tx);
       }

@@ -26,7 +26,9 @@ export async function startEnv(): Promise<Env> {
   const db = await Database.open({ url: pg.url, poolSize: 20 });
   await migrate(db, KINDS);
   const key = FieldCipher.generateKey();
-  const store = new ObjectStore(db, new FieldCipher(key));
+  // The engine's tests reconcile control-plane kinds with reconcilers of their own, though no
+  // built-in controller serves them yet.
+  const store = new ObjectStore(db, new FieldCipher(key), new Set(['ControlPlaneDefinition', 'ControlPlaneInstance']));
   return {
     pg,
     db,

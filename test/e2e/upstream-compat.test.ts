@@ -197,9 +197,17 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
       120_000,
     );
     assert.match(status, /^Down: Deployment stuck: no ready replicas \(FailedScheduling: .*unbound immediate PersistentVolumeClaims/);
-    const described = await t.run(['describe', 'workload-instance', '-n', 'stuck']);
+    // The reason comes from the watched Event at once; the WorkloadEvent rows are written by the
+    // watcher's next flush, so describe may list them a moment later.
+    const described = await eventually(
+      'describe listing the FailedScheduling WorkloadEvent',
+      async () => {
+        const r = await t.run(['describe', 'workload-instance', '-n', 'stuck']);
+        return /Warning +FailedScheduling/.test(r.stdout.split('Workload Events (newest first):\n')[1] ?? '') ? r : undefined;
+      },
+      60_000,
+    );
     assert.match(described.stdout, /\nStatus: +Down: Deployment stuck: no ready replicas/);
-    assert.match(described.stdout.split('Workload Events (newest first):\n')[1] ?? '', /Warning +FailedScheduling/);
     const deleted = await t.run(['delete', 'workload', '-c', join(work, 'stuck.yaml')]);
     assert.equal(deleted.code, 0, deleted.stderr);
   });

@@ -2,8 +2,8 @@
 # Installs or builds everything the test suite needs that npm does not bring:
 # a PostgreSQL server (Debian's), chromium (the dashboard tests), util-linux's
 # unshare (runs the embedded PostgreSQL when we are root), the Kubernetes test
-# binaries, OpenTofu and the support-service peers (built once per machine from Go
-# modules into a cache outside the repo).
+# binaries, OpenTofu, the support-service peers and the observability peers (Prometheus,
+# VictoriaLogs; built once per machine from Go modules into a cache outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +86,16 @@ else
     wait "$traefik_pid"
     say "support-service peers ready in $(( $(date +%s) - peers_t0 ))s"
   fi
+  # Observability stack peers: Prometheus (the slow one cold) and VictoriaLogs with its shipper
+  # vlagent (under a minute), cached per version like the support-service peers. They build in
+  # the background alongside OpenTofu (two builds at once at most) and are waited for at the end.
+  if [ "${THREEPORT_SKIP_OBSERVABILITY:-}" = 1 ]; then
+    say "THREEPORT_SKIP_OBSERVABILITY=1: not building Prometheus and VictoriaLogs"
+  else
+    obs_t0=$(date +%s)
+    (bash scripts/peers/build-support-peers.sh victoria-logs prometheus 2>&1 | sed -u 's/^/[observability] /') &
+    obs_pid=$!
+  fi
 fi
 
 # OpenTofu for the Terraform controller's tests (about 23 minutes cold on 2 cores, then cached).
@@ -94,4 +104,9 @@ if [ "${THREEPORT_SKIP_TOFU:-}" = 1 ]; then
 else
   need_go
   bash scripts/tofu/build-tofu.sh
+fi
+
+if [ -n "${obs_pid:-}" ]; then
+  wait "$obs_pid"
+  say "observability peers (prometheus, victoria-logs) ready in $(( $(date +%s) - obs_t0 ))s"
 fi

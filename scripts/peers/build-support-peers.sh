@@ -8,7 +8,8 @@
 #                                                         not built; binaries are in DIR/bin)
 #   scripts/peers/build-support-peers.sh --list         print the peers and their pinned versions
 #
-# Peers: traefik, cert-manager, pebble, coredns, external-dns, external-secrets, gateway-api.
+# Peers: traefik, cert-manager, pebble, coredns, external-dns, external-secrets, gateway-api,
+# prometheus, victoria-logs (the observability stacks' metrics and log stores).
 # Each built peer's DIR/build-info.txt records its cold build time and binary size.
 #
 # Environment: THREEPORT_CACHE_DIR (default ~/.cache/threeport).
@@ -26,8 +27,10 @@ EXTERNAL_DNS_VERSION=v0.23.0       # sigs.k8s.io/external-dns (declares go 1.27)
 EXTERNAL_DNS_TOOLCHAIN=go1.27.0    # GOTOOLCHAIN for external-dns only
 EXTERNAL_SECRETS_VERSION=v0.16.2   # github.com/external-secrets/external-secrets (1.x: sub-modules not served)
 GATEWAY_API_VERSION=v1.4.0         # sigs.k8s.io/gateway-api (CRDs only)
+PROMETHEUS_VERSION=v0.316.0        # github.com/prometheus/prometheus (Prometheus 3.x; Debian's 2.42 lacks Kubernetes SD)
+VICTORIA_LOGS_VERSION=v1.52.1      # github.com/VictoriaMetrics/VictoriaLogs (Loki is AGPL here: not to be used)
 
-PEERS=(traefik cert-manager pebble coredns external-dns external-secrets gateway-api)
+PEERS=(traefik cert-manager pebble coredns external-dns external-secrets gateway-api prometheus victoria-logs)
 peer_version() {
   case "$1" in
     traefik) echo "$TRAEFIK_VERSION" ;;
@@ -37,6 +40,8 @@ peer_version() {
     external-dns) echo "$EXTERNAL_DNS_VERSION" ;;
     external-secrets) echo "$EXTERNAL_SECRETS_VERSION" ;;
     gateway-api) echo "$GATEWAY_API_VERSION" ;;
+    prometheus) echo "$PROMETHEUS_VERSION" ;;
+    victoria-logs) echo "$VICTORIA_LOGS_VERSION" ;;
     *) return 1 ;;
   esac
 }
@@ -102,7 +107,7 @@ build_bin() {
   trap 'rm -f "'"$tmp"'"' EXIT
   local t0; t0=$(date +%s)
   log "$name: building $pkg (load $(cut -d' ' -f1 /proc/loadavg)) ..."
-  (cd "$mod_dir" && nice -n 19 go build -trimpath -ldflags "-s -w $extra_ldflags" -o "$tmp" "$pkg")
+  (cd "$mod_dir" && nice -n 19 go build -trimpath ${BUILD_TAGS:+-tags "$BUILD_TAGS"} -ldflags "-s -w $extra_ldflags" -o "$tmp" "$pkg")
   chmod 0755 "$tmp"
   mv -f "$tmp" "$out_dir/$name"
   trap - EXIT
@@ -680,6 +685,65 @@ build_gateway_api() {
     "$src/config/crd/experimental/gateway.networking.k8s.io_tcproutes.yaml"
   echo "crds built=$(date -u +%FT%TZ)" >> "$dir/build-info.txt"
   log "gateway-api CRDs: $dir/crds"
+}
+
+# ---- Prometheus (metrics of observability stacks) ---------------------------------------------
+# Upstream's own cmd/prometheus, built from the module through a wrapper go.mod. The build tags
+# keep only the file, http and Kubernetes service discovery (plugins/ honours remove_all_sd and
+# enable_<name>_sd), which drops every cloud SDK from the build; the web UI assets are not
+# embedded (no builtinassets tag), the HTTP API is complete without them.
+build_prometheus() {
+  local dir=$1 mod="$1/build"
+  if [[ ! -x "$dir/bin/prometheus" ]]; then
+    mkdir -p "$mod"
+    write_gomod "$mod" <<EOF
+module threeport.test/prometheusbin
+
+go $(go_line)
+
+require github.com/prometheus/prometheus $PROMETHEUS_VERSION
+EOF
+    cat > "$mod/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+
+import _ "github.com/prometheus/prometheus/cmd/prometheus"
+EOF
+  fi
+  BUILD_TAGS=remove_all_sd,enable_kubernetes_sd build_bin "$dir" prometheus "$mod" github.com/prometheus/prometheus/cmd/prometheus \
+    "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v} -X github.com/prometheus/common/version.Branch=threeport"
+}
+
+# ---- VictoriaLogs (logs of observability stacks) ----------------------------------------------
+# The log store. Loki (github.com/grafana/loki/v3) is AGPL-licensed and may not be used here;
+# VictoriaLogs (Apache-2.0) accepts Loki's push API (/insert/loki/api/v1/push) and is queried
+# with LogsQL (/select/logsql/query).
+build_victoria_logs() {
+  local dir=$1 mod="$1/build"
+  if [[ ! -x "$dir/bin/victoria-logs" || ! -x "$dir/bin/vlagent" ]]; then
+    mkdir -p "$mod"
+    write_gomod "$mod" <<EOF
+module threeport.test/victorialogsbin
+
+go $(go_line)
+
+require github.com/VictoriaMetrics/VictoriaLogs $VICTORIA_LOGS_VERSION
+EOF
+    cat > "$mod/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+
+import (
+	_ "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"
+	_ "github.com/VictoriaMetrics/VictoriaLogs/app/vlagent"
+)
+EOF
+  fi
+  build_bin "$dir" victoria-logs "$mod" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs ""
+  # The log shipper: vlagent (same module) tails log files and forwards them to VictoriaLogs.
+  build_bin "$dir" vlagent "$mod" github.com/VictoriaMetrics/VictoriaLogs/app/vlagent ""
 }
 
 START_ALL=$(date +%s)

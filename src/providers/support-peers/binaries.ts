@@ -18,6 +18,10 @@ export const SUPPORT_PEER_BINARIES = {
   'external-dns': 'external-dns',
   'external-secrets': 'external-secrets',
   'gateway-api': undefined,
+  // Observability stacks (src/providers/observability): metrics, and logs (the directory also
+  // holds vlagent, the log shipper).
+  prometheus: 'prometheus',
+  'victoria-logs': 'victoria-logs',
 } as const;
 
 export type SupportPeerName = keyof typeof SUPPORT_PEER_BINARIES;
@@ -89,7 +93,7 @@ export function findSupportPeer(peer: SupportPeerName, opts: { experimentalCrds?
   if ((bin !== undefined && !existsSync(bin)) || (wantsCrds && crdFiles.length === 0)) {
     throw new SupportPeerMissingError(
       `support peer ${peer} is not built (looked for ${bin ?? join(dir, 'crds')}); ${peerBuildHint(peer)}\n` +
-        '(cold builds take minutes on 2 cores and need Go and the Go module proxy; traefik takes about 36 minutes)',
+        '(cold builds take minutes on 2 cores and need Go and the Go module proxy; traefik and prometheus take about 36 minutes)',
     );
   }
   return { peer, dir, bin, crdFiles };

@@ -135,6 +135,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         logger: log,
         ...(config.tofuPath ? { tofuPath: config.tofuPath } : {}),
         ...(config.tofuAutoBuild !== undefined ? { tofuAutoBuild: config.tofuAutoBuild } : {}),
+        // Plain HTTP only: the metrics port, or the API itself when it runs without TLS.
+        selfMetricsUrl: () => (metricsServer ? `${metricsServer.url}/metrics` : !config.auth && url ? `${url}/metrics` : undefined),
       });
       domainControllers = loaded.controllers;
       const hooks = [config.controllers?.onSettled, loaded.onSettled].filter((h) => h !== undefined);

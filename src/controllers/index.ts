@@ -19,6 +19,7 @@ import { WorkloadController } from './workload/index.js';
 import { AwsController } from './aws/index.js';
 import { SecretController } from './secret/index.js';
 import { TerraformController, defaultTerraformWorkRoot } from './terraform/index.js';
+import { ObservabilityController } from './observability/index.js';
 
 export { TEST_RECONCILERS_ENV, testReconcilerKinds } from '../reconcile/test-reconcilers.js';
 
@@ -30,6 +31,8 @@ export interface ControllerEnvironment {
   tofuPath?: string;
   /** Build OpenTofu on first use when it is missing (`--no-tofu-build` turns it off). */
   tofuAutoBuild?: boolean;
+  /** The control plane's own /metrics over plain HTTP, once it listens (observability stacks scrape it). */
+  selfMetricsUrl?: () => string | undefined;
 }
 
 /** A domain's controller: its reconcilers, and work around the reconcile runtime's life. */
@@ -47,6 +50,11 @@ export function builtInControllers(env: ControllerEnvironment): Controller[] {
     new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) }),
     new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
     new WorkloadController({ logger: env.logger.child({ controller: 'workload' }) }),
+    new ObservabilityController({
+      dataDir: env.dataDir,
+      logger: env.logger.child({ controller: 'observability' }),
+      ...(env.selfMetricsUrl ? { selfMetricsUrl: env.selfMetricsUrl } : {}),
+    }),
     ...awsControllers(env),
   ];
 }

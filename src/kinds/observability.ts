@@ -1,8 +1,55 @@
+import { parse as parseYaml } from 'yaml';
 import { defineKind, f } from './declare.js';
 
-/** Why these kinds are refused (see KindInput.unavailable); removed when their controller lands. */
-const OBSERVABILITY_UNAVAILABLE =
-  'no controller installs observability stacks (Prometheus, Loki, Grafana) on runtimes yet; register an existing one with Reconciled: true';
+/**
+ * Why dashboards are refused (see KindInput.unavailable). Grafana cannot be had here: the Go
+ * module proxy refuses github.com/grafana/grafana (AGPL) and its dependencies, and no chart
+ * repository is reachable (docs/observability.md).
+ */
+export const DASHBOARDS_UNAVAILABLE =
+  'dashboards need Grafana, which this control plane cannot install: Grafana cannot be built from the Go module proxy here and its chart cannot be fetched (see docs/observability.md); register an existing one with Reconciled: true';
+
+/** The Helm values fields (YAML text) of these kinds. */
+const VALUES_FIELDS = [
+  'GrafanaHelmValuesDocument',
+  'KubePrometheusStackHelmValuesDocument',
+  'LokiHelmValuesDocument',
+  'PromtailHelmValuesDocument',
+] as const;
+
+/**
+ * Helm values must be a YAML mapping (or empty); anything else is a 400 naming the field. A
+ * Grafana part (values or chart version) is refused: dashboards are unavailable.
+ */
+function valuesProblem(kind: string, fields: Readonly<Record<string, unknown>>): string | undefined {
+  for (const name of VALUES_FIELDS) {
+    const v = fields[name];
+    if (v === undefined || v === null || v === '') continue;
+    if (name.startsWith('Grafana')) return `field ${kind}.${name}: ${DASHBOARDS_UNAVAILABLE}`;
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(String(v), { maxAliasCount: 100 });
+    } catch (err) {
+      return `field ${kind}.${name} is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
+    }
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      return `field ${kind}.${name} must be a YAML mapping of Helm values, got ${Array.isArray(parsed) ? 'a list' : typeof parsed}`;
+    }
+  }
+  if (fields['GrafanaHelmChartVersion'] !== undefined && fields['GrafanaHelmChartVersion'] !== null && fields['GrafanaHelmChartVersion'] !== '') {
+    return `field ${kind}.GrafanaHelmChartVersion: ${DASHBOARDS_UNAVAILABLE}`;
+  }
+  return undefined;
+}
+
+/** Where a running stack (or part) answers; written by the observability controller. */
+const endpointFields = {
+  PrometheusURL: f.string({ query: false, description: 'Prometheus (HTTP API) of this stack, when metrics run.' }),
+  LogsURL: f.string({
+    query: false,
+    description: 'The log store of this stack (VictoriaLogs: Loki push API at /insert/loki/api/v1/push, LogsQL at /select/logsql/query), when logging runs.',
+  }),
+};
 
 export const ObservabilityStackDefinition = defineKind({
   name: 'ObservabilityStackDefinition',
@@ -10,7 +57,7 @@ export const ObservabilityStackDefinition = defineKind({
   domain: 'observability',
   base: 'definition',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  check: (o) => valuesProblem('ObservabilityStackDefinition', o),
   fields: {
     ObservabilityDashboardDefinitionID: f.id('ObservabilityDashboardDefinition'),
     MetricsDefinitionID: f.id('MetricsDefinition'),
@@ -32,7 +79,9 @@ export const ObservabilityStackInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  // One stack per runtime: a second one is a 409.
+  uniqueTogether: ['KubernetesRuntimeInstanceID'],
+  check: (o) => valuesProblem('ObservabilityStackInstance', o),
   fields: {
     ObservabilityStackDefinitionID: f.id('ObservabilityStackDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
@@ -45,6 +94,7 @@ export const ObservabilityStackInstance = defineKind({
     KubePrometheusStackHelmValuesDocument: f.string(),
     LokiHelmValuesDocument: f.string(),
     PromtailHelmValuesDocument: f.string(),
+    ...endpointFields,
   },
 });
 
@@ -54,7 +104,7 @@ export const ObservabilityDashboardDefinition = defineKind({
   domain: 'observability',
   base: 'definition',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  unavailable: DASHBOARDS_UNAVAILABLE,
   fields: {
     GrafanaHelmWorkloadDefinitionID: f.id('HelmWorkloadDefinition'),
     GrafanaHelmChartVersion: f.string({ default: '7.2.1' }),
@@ -68,7 +118,7 @@ export const ObservabilityDashboardInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  unavailable: DASHBOARDS_UNAVAILABLE,
   fields: {
     ObservabilityDashboardDefinitionID: f.id('ObservabilityDashboardDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
@@ -83,7 +133,7 @@ export const MetricsDefinition = defineKind({
   domain: 'observability',
   base: 'definition',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  check: (o) => valuesProblem('MetricsDefinition', o),
   fields: {
     KubePrometheusStackHelmWorkloadDefinitionID: f.id('HelmWorkloadDefinition'),
     KubePrometheusStackHelmChartVersion: f.string({ default: '55.8.1' }),
@@ -97,12 +147,13 @@ export const MetricsInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  check: (o) => valuesProblem('MetricsInstance', o),
   fields: {
     MetricsDefinitionID: f.id('MetricsDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
     KubePrometheusStackHelmWorkloadInstanceID: f.id('HelmWorkloadInstance'),
     KubePrometheusStackHelmValuesDocument: f.string(),
+    ...endpointFields,
   },
 });
 
@@ -112,7 +163,7 @@ export const LoggingDefinition = defineKind({
   domain: 'observability',
   base: 'definition',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  check: (o) => valuesProblem('LoggingDefinition', o),
   fields: {
     LokiHelmWorkloadDefinitionID: f.id('HelmWorkloadDefinition'),
     LokiHelmChartVersion: f.string({ default: '5.41.6' }),
@@ -129,7 +180,7 @@ export const LoggingInstance = defineKind({
   domain: 'observability',
   base: 'instance',
   reconciled: true,
-  unavailable: OBSERVABILITY_UNAVAILABLE,
+  check: (o) => valuesProblem('LoggingInstance', o),
   fields: {
     LoggingDefinitionID: f.id('LoggingDefinition', { required: true, blocksDelete: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
@@ -137,5 +188,6 @@ export const LoggingInstance = defineKind({
     LokiHelmValuesDocument: f.string(),
     PromtailHelmWorkloadInstanceID: f.id('HelmWorkloadInstance'),
     PromtailHelmValuesDocument: f.string(),
+    ...endpointFields,
   },
 });

@@ -28,19 +28,19 @@ describe('unavailable kinds', () => {
   });
 
   test('registration with Reconciled: true works; asking for a reconcile later is refused; delete is immediate', async () => {
-    const created = await call(api, 'POST', '/v0/observability-stack-definitions', { Name: 'existing', Reconciled: true });
+    const created = await call(api, 'POST', '/v0/observability-dashboard-definitions', { Name: 'existing', Reconciled: true });
     assert.equal(created.status, 201, created.text);
     const id = created.body.Data![0]!['ID'];
-    const ask = await call(api, 'PATCH', `/v0/observability-stack-definitions/${id}`, { Reconciled: false });
+    const ask = await call(api, 'PATCH', `/v0/observability-dashboard-definitions/${id}`, { Reconciled: false });
     assert.equal(ask.status, 400, ask.text);
-    assert.match(ask.body.Status.error, /^ObservabilityStackDefinition is not available on this control plane: /);
-    const rename = await call(api, 'PATCH', `/v0/observability-stack-definitions/${id}`, { GrafanaHelmChartVersion: '1.2.3' });
+    assert.match(ask.body.Status.error, /^ObservabilityDashboardDefinition is not available on this control plane: /);
+    const rename = await call(api, 'PATCH', `/v0/observability-dashboard-definitions/${id}`, { GrafanaHelmChartVersion: '1.2.3' });
     assert.equal(rename.status, 200, rename.text);
     assert.equal(rename.body.Data![0]!['Reconciled'], true);
-    const put = await call(api, 'PUT', `/v0/observability-stack-definitions/${id}`, { Name: 'existing' });
+    const put = await call(api, 'PUT', `/v0/observability-dashboard-definitions/${id}`, { Name: 'existing' });
     assert.equal(put.status, 400, 'a PUT without Reconciled: true would ask for a reconcile');
-    const del = await call(api, 'DELETE', `/v0/observability-stack-definitions/${id}`);
+    const del = await call(api, 'DELETE', `/v0/observability-dashboard-definitions/${id}`);
     assert.equal(del.status, 200, del.text);
-    assert.equal((await call(api, 'GET', `/v0/observability-stack-definitions/${id}`)).status, 404, 'gone in one phase');
+    assert.equal((await call(api, 'GET', `/v0/observability-dashboard-definitions/${id}`)).status, 404, 'gone in one phase');
   });
 });

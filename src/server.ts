@@ -2,7 +2,8 @@
 // the database, applies migrations, and starts the API and/or the controllers
 // depending on the role.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import { KINDS } from './kinds/index.js';
 import { Database } from './store/database.js';
 import { migrate } from './store/migrate.js';
 import { ObjectStore } from './store/object-store.js';
+import { Leases } from './store/leases.js';
 import { FieldCipher } from './crypto/field-encryption.js';
 import { serverTls } from './crypto/pki.js';
 import { buildApiServer } from './api/http-server.js';
@@ -59,6 +61,8 @@ export interface RunningServer {
   app?: FastifyInstance;
   /** The controller runtime, when this process runs controllers. */
   controllers?: ReconcileRuntime;
+  /** This replica's named leases (runtimes it watches, singleton work), when it runs controllers. */
+  leases?: Leases;
   metrics: ReconcileMetrics;
   /** The plain-HTTP metrics listener's base URL, when --metrics-port is set. */
   metricsUrl?: string;
@@ -95,6 +99,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   let app: FastifyInstance | undefined;
   let controllers: ReconcileRuntime | undefined;
   let metricsServer: MetricsServer | undefined;
+  let leases: Leases | undefined;
   let domainControllers: Controller[] = [];
   try {
     await migrate(db, KINDS);
@@ -105,6 +110,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const metrics = new ReconcileMetrics(db, { log });
     let url: string | undefined;
     let closing = false;
+    // /readyz?verbose: which replica this is and what it owns.
+    const readyDetail = (): string =>
+      leases ? [`holder ${leases.holder}`, ...leases.held().map((n) => `owns ${n}`)].join('\n') : `role ${config.role}`;
 
     if (config.role === 'all' || config.role === 'api') {
       const tls = config.auth ? await serverTls(config.tlsDir ?? join(config.dataDir, 'pki')) : undefined;
@@ -115,6 +123,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         ...(config.bodyLimitBytes ? { bodyLimitBytes: config.bodyLimitBytes } : {}),
         ...(config.helmChartDir ? { helmChartDir: config.helmChartDir } : {}),
         ready: () => !closing,
+        readyDetail,
         extend: (api) => {
           api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
           registerDashboardRoutes(api, store, log);
@@ -139,6 +148,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         selfMetricsUrl: () => (metricsServer ? `${metricsServer.url}/metrics` : !config.auth && url ? `${url}/metrics` : undefined),
       });
       domainControllers = loaded.controllers;
+      leases = new Leases({
+        db,
+        holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+        ...(config.controllers?.leaseMs ? { leaseMs: config.controllers.leaseMs } : {}),
+        log: log.child({ component: 'leases' }),
+      });
+      await leases.start();
+      const ownLeases = leases;
+      metrics.trackOwnership(ownLeases.holder, () => ownLeases.held());
       const hooks = [config.controllers?.onSettled, loaded.onSettled].filter((h) => h !== undefined);
       controllers = await ReconcileRuntime.start({
         ...config.controllers,
@@ -147,11 +165,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         reconcilers: loaded.reconcilers,
         logger: log.child({ component: 'controllers' }),
         metrics,
+        leases,
       });
-      for (const c of domainControllers) await c.start?.(store);
+      for (const c of domainControllers) await c.start?.(store, { leases });
     }
     if (config.metricsPort) {
-      metricsServer = await startMetricsServer({ metrics, host: config.host, port: config.metricsPort, ready: () => !closing, log });
+      metricsServer = await startMetricsServer({ metrics, host: config.host, port: config.metricsPort, ready: () => !closing, readyDetail, log });
     }
     log.info(
       { url, metricsUrl: metricsServer?.url, role: config.role, auth: config.auth, ms: Date.now() - started },
@@ -162,6 +181,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       ...(url ? { url } : {}),
       ...(app ? { app } : {}),
       ...(controllers ? { controllers } : {}),
+      ...(leases ? { leases } : {}),
       ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
       db,
       store,
@@ -173,6 +193,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await app?.close();
         await controllers?.stop();
         for (const c of domainControllers) await c.stop?.().catch((err: unknown) => log.warn({ err: String(err) }, 'controller stop failed'));
+        // Released, not left to expire: another replica takes the runtimes at once.
+        await leases?.stop();
         await metricsServer?.close();
         await db.close();
         log.info('threeport server stopped');
@@ -182,6 +204,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (err) {
     await controllers?.stop(0);
     for (const c of domainControllers) await c.stop?.().catch(() => {});
+    await leases?.stop();
     await metricsServer?.close();
     await app?.close();
     await db.close();

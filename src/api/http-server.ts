@@ -29,6 +29,8 @@ export interface ApiServerOptions {
   /** Extra routes served beside the API (e.g. /metrics). */
   extend?: (app: FastifyInstance) => void;
   ready?: () => boolean;
+  /** GET /readyz?verbose adds this (which replica, what it owns). */
+  readyDetail?: () => string;
   /** The one directory under which HelmWorkloadDefinition.Repo may name a local chart (none when unset). */
   helmChartDir?: string;
 }
@@ -143,9 +145,12 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
   });
 
   app.get('/version', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify({ Version: VERSION })));
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', async (req, reply) => {
     const ready = options.ready?.() ?? true;
-    return reply.code(ready ? 200 : 503).type('text/plain').send(ready ? 'OK' : 'not ready');
+    // ?verbose (as Kubernetes' own /readyz): which replica this is and what it owns.
+    const verbose = 'verbose' in ((req.query as Record<string, unknown> | undefined) ?? {}) && options.readyDetail;
+    const body = (ready ? 'OK' : 'not ready') + (verbose ? `\n${options.readyDetail!()}\n` : '');
+    return reply.code(ready ? 200 : 503).type('text/plain').send(body);
   });
 
   const openapi = buildOpenApi();

@@ -13,6 +13,7 @@ import { TEST_RECONCILERS_ENV, importTestReconcilers } from '../reconcile/test-r
 import type { Logger } from 'pino';
 import type { Reconciler, Settlement } from '../reconcile/types.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { Leases } from '../store/leases.js';
 import { KubernetesRuntimeController } from './kubernetes-runtime/index.js';
 import { HelmWorkloadController } from './helm-workload/index.js';
 import { WorkloadController } from './workload/index.js';
@@ -35,21 +36,28 @@ export interface ControllerEnvironment {
   selfMetricsUrl?: () => string | undefined;
 }
 
+/** What the server gives controllers at start. */
+export interface ControllerContext {
+  /** The replicas' named leases (src/store/leases.ts): per-runtime ownership, singleton timers. */
+  leases?: Leases;
+}
+
 /** A domain's controller: its reconcilers, and work around the reconcile runtime's life. */
 export interface Controller {
   readonly reconcilers: readonly Reconciler[];
   /** After the reconcile runtime has started (e.g. bring back local clusters after a restart). */
-  start?(store: ObjectStore): Promise<void>;
+  start?(store: ObjectStore, context?: ControllerContext): Promise<void>;
   /** After the reconcile runtime has stopped, before the database closes (e.g. stop child processes). */
   stop?(): Promise<void>;
 }
 
 /** The controllers this build ships; they arrive domain by domain. */
 export function builtInControllers(env: ControllerEnvironment): Controller[] {
+  const runtimes = new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) });
   return [
-    new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) }),
+    runtimes,
     new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
-    new WorkloadController({ logger: env.logger.child({ controller: 'workload' }) }),
+    new WorkloadController({ logger: env.logger.child({ controller: 'workload' }), pinning: (store, runtime) => runtimes.pinning(store, runtime) }),
     new ObservabilityController({
       dataDir: env.dataDir,
       logger: env.logger.child({ controller: 'observability' }),

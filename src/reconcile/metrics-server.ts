@@ -15,6 +15,8 @@ export async function startMetricsServer(options: {
   host: string;
   port: number;
   ready: () => boolean;
+  /** GET /readyz?verbose adds this (which replica, what it owns). */
+  readyDetail?: () => string;
   log: Logger;
 }): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
@@ -39,7 +41,9 @@ export async function startMetricsServer(options: {
     }
     if (path === '/readyz') {
       const ready = options.ready();
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'OK' : 'not ready');
+      const verbose = new URL(req.url ?? '/', 'http://x').searchParams.has('verbose') && options.readyDetail;
+      const body = (ready ? 'OK' : 'not ready') + (verbose ? `\n${options.readyDetail!()}\n` : '');
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route for ${req.method} ${path}; try /metrics, /healthz or /readyz\n`);

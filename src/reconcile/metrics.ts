@@ -72,6 +72,20 @@ export class ReconcileMetrics {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'threeport_' });
   }
 
+  /** The named leases this replica holds (src/store/leases.ts): threeport_lease_owned{lease, holder} 1. */
+  trackOwnership(holder: string, held: () => readonly string[]): void {
+    new Gauge({
+      name: 'threeport_lease_owned',
+      help: 'Named leases this controllers replica holds (runtime:<id> = it watches that runtime; singleton:<work>), 1 each',
+      labelNames: ['lease', 'holder'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const lease of held()) this.set({ lease, holder }, 1);
+      },
+    });
+  }
+
   /** A runtime reports the leases it holds through this; returns the unregister function. */
   trackLeases(source: () => ReadonlyMap<string, number>): () => void {
     this.#leases.add(source);

@@ -25,6 +25,7 @@ import type { JsonObject } from '../kinds/validate.js';
 import { InputError, NotFoundError, describeError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { ReconcileQueue, type LeasedItem } from '../store/reconcile-queue.js';
+import type { Leases } from '../store/leases.js';
 import { NOTIFY_CHANNEL } from '../store/schema.js';
 import { systemClock, type Clock } from './clock.js';
 import { LeaseLostError, ShutdownError, eventOverride, isTerminal, requeueHint } from './errors.js';
@@ -67,7 +68,11 @@ export interface ReconcileRuntimeOptions extends ReconcileRuntimeSettings {
   metrics?: ReconcileMetrics;
   /** This process's lease owner id; unique by default. */
   owner?: string;
+  /** Replicas' named leases: with them, one replica at a time runs the resync (`singleton:resync`). */
+  leases?: Leases;
 }
+
+export const RESYNC_LEASE = 'singleton:resync';
 
 export const RUNTIME_DEFAULTS = {
   concurrency: 8,
@@ -154,6 +159,7 @@ export class ReconcileRuntime {
   readonly #resyncJitter: number;
   readonly #resyncBatchSize: number;
   readonly #shutdownDeadlineMs: number;
+  readonly #leases: Leases | undefined;
 
   #stopping = false;
   #stopped: Promise<void> | undefined;
@@ -180,7 +186,8 @@ export class ReconcileRuntime {
     this.#onSettled = options.onSettled;
     this.clock = options.clock ?? systemClock;
     this.retry = RetryPolicy.from(options.retry);
-    this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+    this.#leases = options.leases;
+    this.owner = options.owner ?? options.leases?.holder ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     this.#pollIntervalMs = positiveInt('pollIntervalMs', options.pollIntervalMs ?? RUNTIME_DEFAULTS.pollIntervalMs, 10);
     this.#leaseMs = positiveInt('leaseMs', options.leaseMs ?? RUNTIME_DEFAULTS.leaseMs, 300);
     this.#listenEnabled = options.listen ?? true;
@@ -255,6 +262,7 @@ export class ReconcileRuntime {
     this.#timers.push(setInterval(() => this.#wakeAll(), this.#pollIntervalMs));
     this.#timers.push(setInterval(() => void this.#renew(), Math.max(100, Math.floor(this.#leaseMs / 3))).unref());
     if (this.#resyncIntervalMs > 0) {
+      this.#leases?.want(RESYNC_LEASE);
       const tick = Math.min(60_000, Math.max(1_000, Math.floor(this.#resyncIntervalMs / 10)));
       this.#timers.push(setInterval(() => void this.resync().catch(() => {}), tick).unref());
     }
@@ -501,9 +509,16 @@ export class ReconcileRuntime {
 
       if (result) {
         const delayMs = Math.round(result.requeueAfterMs);
-        if (!(await this.#queue.requeue(item, this.owner, delayMs, this.clock.skewMs))) throw new LeaseLostError(item.kind, item.objectId);
-        this.#wakeLaneIn(lane, delayMs);
-        log().debug({ delayMs }, 'requeued by the reconciler');
+        const to = result.handoffTo !== undefined && result.handoffTo !== this.owner ? result.handoffTo : undefined;
+        if (!(await this.#queue.requeue(item, this.owner, delayMs, this.clock.skewMs, to))) throw new LeaseLostError(item.kind, item.objectId);
+        if (to) {
+          // The owner may be asleep until its next poll: wake it (every replica listens on the kind's channel).
+          await this.#store.db.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, item.kind]).catch(() => {});
+          log().debug({ to }, 'handed to the replica that owns its runtime');
+        } else {
+          this.#wakeLaneIn(lane, delayMs);
+          log().debug({ delayMs }, 'requeued by the reconciler');
+        }
         return settle('requeued', { delayMs });
       }
       const again = op === 'Deleted' ? await this.#finishDeletion(held, object) : await this.#finishSuccess(held, object);
@@ -726,6 +741,8 @@ export class ReconcileRuntime {
       let queued = 0;
       try {
         if (this.#resyncIntervalMs <= 0 || this.#stopping) return 0;
+        // Several replicas: the holder of the resync lease does it (the claim below still spaces the intervals).
+        if (this.#leases && !this.#leases.holds(RESYNC_LEASE)) return 0;
         for (const lane of this.#lanes.values()) {
           if (this.#stopping) break;
           if (!(await this.#queue.claimResync(lane.kind.name, this.#resyncIntervalMs, this.clock.skewMs))) continue;

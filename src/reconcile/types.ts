@@ -15,7 +15,14 @@ import type { Clock } from './clock.js';
 import type { StoreTransaction } from './choreography.js';
 import type { EventType } from './events.js';
 
-export type ReconcileResult = void | undefined | { requeueAfterMs: number };
+export type ReconcileResult =
+  | void
+  | undefined
+  | {
+      requeueAfterMs: number;
+      /** Hand the item to this replica (lease holder id): it owns the object's runtime (src/store/leases.ts). */
+      handoffTo?: string;
+    };
 
 export interface ReconcileContext {
   readonly kind: Kind;

@@ -16,6 +16,7 @@ import type { Kind } from '../kinds/declare.js';
 import type { Database, Queryable } from './database.js';
 import type { Operation } from './object-store.js';
 import { NOTIFY_CHANNEL, QUEUE_TABLE, RESYNC_TABLE } from './schema.js';
+import { LEASE_TABLE } from './leases.js';
 
 const T = QUEUE_TABLE;
 
@@ -72,6 +73,8 @@ const SQL = {
           SELECT q.kind, q.object_id FROM ${T} q
           WHERE q.kind = want.kind AND q.not_before <= ${at(5)}
             AND (q.lease_expires_at IS NULL OR q.lease_expires_at <= ${at(5)})
+            AND (q.prefer_owner IS NULL OR q.prefer_owner = $3 OR NOT EXISTS (
+              SELECT 1 FROM ${LEASE_TABLE} l WHERE l.holder = q.prefer_owner AND l.expires_at > now()))
           ORDER BY q.not_before
           LIMIT want.n
           FOR UPDATE SKIP LOCKED) c)
@@ -102,7 +105,7 @@ const SQL = {
     RETURNING attempts, not_before`,
 
   // The reconciler asked to run again later (polling an external operation): not a failure.
-  requeue: `UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, attempts = 0,
+  requeue: `UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, attempts = 0, prefer_owner = $7::text,
       not_before = CASE WHEN generation <> $4 THEN not_before
                         ELSE ${at(6)} + $5::double precision * interval '1 millisecond' END
     WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 RETURNING 1`,
@@ -201,12 +204,15 @@ export class ReconcileQueue {
     return row ? { attempts: row.attempts, notBefore: row.not_before } : undefined;
   }
 
-  /** Runs the item again after `delayMs` (a reconciler's own requeue). False: lease lost. */
-  async requeue(item: LeasedItem, owner: string, delayMs: number, skewMs: number): Promise<boolean> {
+  /**
+   * Runs the item again after `delayMs` (a reconciler's own requeue); with `preferOwner`, only
+   * that replica takes it while it is alive (a hand-off). False: lease lost.
+   */
+  async requeue(item: LeasedItem, owner: string, delayMs: number, skewMs: number, preferOwner?: string): Promise<boolean> {
     const res = await this.db.query({
       name: 'reconcile_requeue',
       text: SQL.requeue,
-      values: [item.kind, item.objectId, owner, item.generation, delayMs, skewMs],
+      values: [item.kind, item.objectId, owner, item.generation, delayMs, skewMs, preferOwner ?? null],
     });
     return (res.rowCount ?? 0) > 0;
   }

@@ -4,6 +4,7 @@
 // queue lives beside them so that an object's write and its reconcile request
 // commit together.
 import type { Kind } from '../kinds/declare.js';
+import { LEASE_TABLE, leaseDdl } from './leases.js';
 
 export const ID_SEQUENCE = 'threeport_object_ids';
 export const QUEUE_TABLE = 'threeport_reconcile_queue';
@@ -82,6 +83,11 @@ export function schemaDdl(kinds: readonly Kind[]): string[] {
        PRIMARY KEY (kind, object_id)
      )`,
     `CREATE INDEX IF NOT EXISTS ${QUEUE_TABLE}_due ON ${QUEUE_TABLE} (kind, not_before)`,
+    // A reconcile handed to the replica that owns the object's runtime (src/store/leases.ts):
+    // other replicas skip the row while that replica is alive.
+    `ALTER TABLE ${QUEUE_TABLE} ADD COLUMN IF NOT EXISTS prefer_owner text`,
+    leaseDdl(),
+    `CREATE INDEX IF NOT EXISTS ${LEASE_TABLE}_holder ON ${LEASE_TABLE} (holder)`,
     // When each kind was last queued for resync: exactly one controller process claims each interval.
     `CREATE TABLE IF NOT EXISTS ${RESYNC_TABLE} (
        kind text PRIMARY KEY,

@@ -2,6 +2,7 @@
 // AwsObjectStorageBucketInstance reconcilers over the AWS provider (src/providers/aws).
 // See docs/aws.md for what is provisioned, the inventory format and the testing seams.
 import type { ObjectStore } from '../../store/object-store.js';
+import type { ControllerContext } from '../index.js';
 import { AwsEksKubernetesRuntimeInstance } from '../../kinds/aws.js';
 import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import { tokenNeedsRefresh } from '../../providers/aws/connection.js';
@@ -21,6 +22,9 @@ export const AWS_CONTROLLER_NAME = 'AwsController';
 
 /** How often provisioned EKS runtimes are checked for connection tokens that expire soon. */
 export const TOKEN_CHECK_INTERVAL_MS = 60_000;
+
+/** Singleton lease of the EKS token check (src/store/leases.ts). */
+export const TOKEN_REFRESH_LEASE = 'singleton:eks-token-refresh';
 
 export class AwsController {
   readonly reconcilers: Reconciler[];
@@ -42,11 +46,13 @@ export class AwsController {
   /**
    * After the reconcile runtime has started: keeps EKS connection tokens fresh. A token lasts 14
    * minutes and resyncs come every 10 (± jitter), so a timer renews tokens that would expire before
-   * the next check. Several controller replicas may each renew one; any fresh token works.
+   * the next check. With several replicas, one at a time does it (lease `singleton:eks-token-refresh`).
    */
-  async start(store: ObjectStore): Promise<void> {
+  async start(store: ObjectStore, context: ControllerContext = {}): Promise<void> {
+    const leases = context.leases;
     this.#timer ??= setInterval(() => {
-      void this.refreshDueTokens(store).catch((err: unknown) =>
+      // Several replicas: the holder of the singleton lease checks the tokens.
+      void (async () => (!leases || (await leases.claim(TOKEN_REFRESH_LEASE)) ? this.refreshDueTokens(store) : 0))().catch((err: unknown) =>
         this.#options.logger?.warn({ err: describeError(err) }, 'checking EKS connection tokens failed; trying again at the next check'),
       );
     }, TOKEN_CHECK_INTERVAL_MS).unref();

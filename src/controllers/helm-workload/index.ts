@@ -36,6 +36,7 @@ import { HelmError } from '../../providers/helm/errors.js';
 import { threeportLabels, type PostRenderConfig } from '../../providers/helm/post-render.js';
 import { HelmReleases, localChartDigest } from '../../providers/helm/releases.js';
 import type { ObjectStore } from '../../store/object-store.js';
+import type { ControllerContext } from '../index.js';
 import { HelmStatusMonitor } from './status.js';
 
 export const CONTROLLER_NAME = 'HelmWorkloadController';
@@ -185,9 +186,9 @@ export class HelmWorkloadController {
   }
 
   /** After the reconcile runtime has started: status passes begin. */
-  async start(store: ObjectStore): Promise<void> {
+  async start(store: ObjectStore, context: ControllerContext = {}): Promise<void> {
     this.#kubeClients(store);
-    this.status.start(store);
+    this.status.start(store, context.leases);
   }
 
   #kubeClients(store: ObjectStore): KubeClients {

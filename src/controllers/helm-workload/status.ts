@@ -14,6 +14,7 @@ import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import type { JsonObject } from '../../kinds/validate.js';
 import { NotFoundError, describeError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
+import type { Leases } from '../../store/leases.js';
 import type { KubeClusterClient, KubeObject } from '../../providers/kube/client.js';
 import { HELM_WORKLOAD_INSTANCE_LABEL } from '../../providers/helm/post-render.js';
 import { deriveStatus, type AppliedResource, type Phase, type WarningEvent, type WorkloadStatus } from '../workload/status.js';
@@ -73,10 +74,14 @@ function eventTime(e: KubeObject): number {
   return 0;
 }
 
+export const HELM_STATUS_LEASE = 'singleton:helm-status';
+
 export class HelmStatusMonitor {
   readonly #options: HelmStatusMonitorOptions;
   #store: ObjectStore | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Several replicas: one at a time runs the passes (lease `singleton:helm-status`), fenced per write. */
+  #leases: Leases | undefined;
   #soon: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #again = false;
@@ -86,8 +91,9 @@ export class HelmStatusMonitor {
     this.#options = options;
   }
 
-  start(store: ObjectStore): void {
+  start(store: ObjectStore, leases?: Leases): void {
     this.#store = store;
+    this.#leases = leases;
     this.#stopped = false;
     this.#timer = setInterval(() => this.#pass(), this.#options.intervalMs ?? 10_000);
     this.#timer.unref();
@@ -109,7 +115,10 @@ export class HelmStatusMonitor {
       this.#again = true;
       return;
     }
-    this.#running = this.refresh()
+    const leases = this.#leases;
+    this.#running = (async () => {
+      if (!leases || (await leases.claim(HELM_STATUS_LEASE))) await this.refresh();
+    })()
       .catch((err: unknown) => this.#options.log.warn({ err: describeError(err) }, 'helm workload status pass failed'))
       .finally(() => {
         this.#running = undefined;
@@ -138,7 +147,15 @@ export class HelmStatusMonitor {
         if (status === 'Reconciling') starting = true;
         if (instance['Status'] === status) continue;
         try {
-          await store.patch(HelmWorkloadInstance, Number(instance['ID']), { Status: status }, { enqueue: false });
+          const leases = this.#leases;
+          if (leases?.wants(HELM_STATUS_LEASE)) {
+            await store.db.transaction(async (tx) => {
+              await leases.fence(tx, HELM_STATUS_LEASE);
+              await store.patch(HelmWorkloadInstance, Number(instance['ID']), { Status: status }, { enqueue: false }, tx);
+            });
+          } else {
+            await store.patch(HelmWorkloadInstance, Number(instance['ID']), { Status: status }, { enqueue: false });
+          }
         } catch (err) {
           if (!(err instanceof NotFoundError)) throw err; // deleted meanwhile
         }

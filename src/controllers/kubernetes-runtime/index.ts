@@ -204,6 +204,17 @@ export class KubernetesRuntimeController {
     };
   }
 
+  /**
+   * Where a runtime's watches must run (several replicas): a simulated cluster is child processes of
+   * the server that started it, so only that one watches it; any other runtime can move.
+   */
+  async pinning(store: ObjectStore, instance: JsonObject): Promise<'here' | 'elsewhere' | undefined> {
+    const definitionId = Number(instance['KubernetesRuntimeDefinitionID']);
+    const definition = await store.getObject(KubernetesRuntimeDefinition, definitionId).catch(() => undefined);
+    if (definition?.['InfraProvider'] !== 'kwok') return undefined;
+    return this.#ownsKwokRuntime(instance) ? 'here' : 'elsewhere';
+  }
+
   #ownsKwokRuntime(instance: JsonObject): boolean {
     return existsSync(this.kwok.dirFor(String(instance['Name'])));
   }

@@ -27,6 +27,8 @@ import type { Kind } from '../../kinds/declare.js';
 import type { JsonObject } from '../../kinds/validate.js';
 import { ConflictError, NotFoundError, describeError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
+import type { Leases } from '../../store/leases.js';
+import type { Queryable } from '../../store/database.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import { requestReconcile } from '../../reconcile/choreography.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
@@ -67,6 +69,16 @@ export interface WorkloadControllerOptions {
   warningWindowMs?: number;
   /** A running pod may take this long to become ready (default 30 s). */
   startupGraceMs?: number;
+  /**
+   * Where a runtime must be watched from: 'here' or 'elsewhere' for a simulated cluster (it runs
+   * as child processes of one server), undefined for one any replica can watch.
+   */
+  pinning?: (store: ObjectStore, runtime: JsonObject) => Promise<'here' | 'elsewhere' | undefined>;
+}
+
+/** The lease that makes one replica the owner of a runtime's watches and status writes. */
+export function runtimeLease(runtimeId: number): string {
+  return `runtime:${runtimeId}`;
 }
 
 interface InstanceState {
@@ -147,6 +159,8 @@ export class WorkloadController {
   #statusTimer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #stopped = false;
+  /** Several replicas: a runtime is watched by the holder of its lease only. */
+  #leases: Leases | undefined;
 
   constructor(options: WorkloadControllerOptions) {
     this.#options = options;
@@ -158,11 +172,20 @@ export class WorkloadController {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   /** Starts watches for the runtimes that have workload instances (after a restart, say). */
-  async start(store: ObjectStore): Promise<void> {
+  async start(store: ObjectStore, context: { leases?: Leases } = {}): Promise<void> {
     this.#store = store;
+    this.#leases = context.leases;
     this.#ensureStatusTimer();
     const instances = (await store.find(WorkloadInstance, {})).filter((wi) => !wi['DeletionScheduled']);
     if (instances.length === 0) return;
+    if (this.#leases) {
+      // Each runtime is taken by one replica (its share); the holder loads its instances then.
+      for (const runtimeId of new Set(instances.map((wi) => Number(wi['KubernetesRuntimeInstanceID'])))) {
+        const runtime = await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(() => undefined);
+        if (runtime?.['APIEndpoint']) await this.#wantRuntime(store, runtime);
+      }
+      return;
+    }
     const wris = await store.find(WorkloadResourceInstance, {});
     const byInstance = new Map<number, JsonObject[]>();
     for (const w of wris) {
@@ -219,6 +242,89 @@ export class WorkloadController {
     this.#statusTimer.unref();
   }
 
+  // ---- runtime ownership (several replicas) ---------------------------------------------------
+
+  /** Registers interest in a runtime's lease: pinned simulated runtimes only where they run. */
+  async #wantRuntime(store: ObjectStore, runtime: JsonObject): Promise<'here' | 'elsewhere' | undefined> {
+    const leases = this.#leases!;
+    const runtimeId = Number(runtime['ID']);
+    const name = runtimeLease(runtimeId);
+    const pinned = await this.#options.pinning?.(store, runtime).catch(() => undefined);
+    if (!leases.wants(name) || pinned === 'elsewhere') {
+      leases.want(name, {
+        ...(pinned === undefined ? { group: 'runtime' } : {}),
+        ...(pinned === 'elsewhere' ? { eligible: () => false } : {}),
+        onAcquired: () => void this.#adopt(store, runtimeId),
+        onLost: () => void this.#abandon(runtimeId),
+      });
+    }
+    return pinned;
+  }
+
+  /**
+   * Before a reconcile touches a runtime: this replica owns it (taking a free lease now), or the
+   * reconcile is handed to the replica that does.
+   */
+  async #ownRuntime(store: ObjectStore, runtime: JsonObject): Promise<ReconcileResult | undefined> {
+    const leases = this.#leases;
+    if (!leases) return undefined;
+    const name = runtimeLease(Number(runtime['ID']));
+    if (leases.holds(name)) return undefined;
+    const pinned = await this.#wantRuntime(store, runtime);
+    if (pinned === 'elsewhere') {
+      // Simulated on another server: that server watches it. Taken here only when no replica holds it
+      // (a simulated cluster registered from outside, which no server runs).
+      const holder = await leases.holderOf(name);
+      if (holder && holder !== leases.holder) return { requeueAfterMs: 0, handoffTo: holder };
+    }
+    if (await leases.acquire(name)) return undefined;
+    const holder = await leases.holderOf(name);
+    if (holder && holder !== leases.holder) return { requeueAfterMs: 0, handoffTo: holder };
+    return { requeueAfterMs: 1_000 }; // between owners (or its simulated cluster's process is starting): soon again
+  }
+
+  /** This replica took a runtime's lease: watch it, resuming Kubernetes events where the last owner stopped. */
+  async #adopt(store: ObjectStore, runtimeId: number): Promise<void> {
+    try {
+      const runtime = await store.getObject(KubernetesRuntimeInstance, runtimeId);
+      if (!runtime['APIEndpoint'] || !this.#leases?.holds(runtimeLease(runtimeId))) return;
+      await this.#load(store, runtimeId, this.#watcherFor(runtime, store));
+    } catch (err) {
+      this.#log.warn({ runtimeId, err: describeError(err) }, 'cannot start watching a runtime this replica now owns');
+    }
+  }
+
+  /** The lease is gone (another replica owns the runtime now): stop watching and writing. */
+  async #abandon(runtimeId: number): Promise<void> {
+    const watcher = this.#watchers.get(runtimeId);
+    this.#watchers.delete(runtimeId);
+    for (const [id, state] of this.#instances) {
+      if (state.runtimeId !== runtimeId) continue;
+      this.#instances.delete(id);
+      this.#dirty.delete(id);
+    }
+    await watcher?.stop();
+  }
+
+  /** The instances of a runtime and what they applied, into its watcher (after a restart or a takeover). */
+  async #load(store: ObjectStore, runtimeId: number, watcher: RuntimeWatcher): Promise<void> {
+    for (const wi of await store.find(WorkloadInstance, { KubernetesRuntimeInstanceID: runtimeId })) {
+      if (wi['DeletionScheduled']) continue;
+      const id = Number(wi['ID']);
+      const state = this.#track(id, wi);
+      state.runtimeId = runtimeId;
+      const applied = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id })).filter((w) => !w['ScheduledForDeletion']);
+      watcher.setInstanceResources(id, applied.map((w) => this.#tracked(id, w)));
+      for (const w of applied) if (w['RuntimeDefinition']) watcher.recorded(Number(w['ID']), w['RuntimeDefinition'] as JsonObject);
+      this.#dirty.add(id);
+    }
+  }
+
+  /** Several replicas: throws unless this replica owns the runtime, holding the lease until `tx` ends. */
+  async #fence(tx: Queryable, runtimeId: number): Promise<void> {
+    await this.#leases?.fence(tx, runtimeLease(runtimeId));
+  }
+
   /** The runtime's watcher; replaced when the runtime's connection changed. */
   #watcherFor(runtime: JsonObject, store: ObjectStore): RuntimeWatcher {
     const runtimeId = Number(runtime['ID']);
@@ -226,6 +332,9 @@ export class WorkloadController {
     const existing = this.#watchers.get(runtimeId);
     if (existing && existing.client === client && !existing.stopped) return existing;
     if (existing) void existing.stop();
+    const leases = this.#leases;
+    const lease = runtimeLease(runtimeId);
+    const resume = leases?.data(lease)?.['eventsResourceVersion'];
     const watcher = new RuntimeWatcher({
       runtimeId,
       client,
@@ -234,6 +343,14 @@ export class WorkloadController {
       onDrift: (instanceId, key, how) => this.#onDrift(instanceId, key, how),
       onObserved: (instanceId) => this.#dirty.add(instanceId),
       ...(this.#options.flushIntervalMs ? { flushIntervalMs: this.#options.flushIntervalMs } : {}),
+      ...(leases
+        ? {
+            fence: (tx: Queryable) => this.#fence(tx, runtimeId),
+            ...(typeof resume === 'string' && !existing ? { resumeEventsFrom: resume } : {}),
+            onEventsCheckpoint: (rv: string) =>
+              void leases.setData(lease, { eventsResourceVersion: rv }).catch((err: unknown) => this.#log.debug({ err: describeError(err) }, 'cannot checkpoint')),
+          }
+        : {}),
     });
     this.#watchers.set(runtimeId, watcher);
     if (existing) void this.#reload(runtimeId, watcher, store);
@@ -328,11 +445,21 @@ export class WorkloadController {
     const state = this.#instances.get(id);
     const store = this.#store;
     if (!state || !store) return;
+    // Its runtime is another replica's now: that one writes the status.
+    if (this.#leases && state.runtimeId !== undefined && !this.#leases.holds(runtimeLease(state.runtimeId))) return;
     const result = this.#derive(id, state);
     const key = statusKey(result.status, result.reason);
     if (key === state.written) return;
     try {
-      await store.patch(WorkloadInstance, id, statusFields(result), { enqueue: false });
+      const runtimeId = state.runtimeId;
+      if (this.#leases && runtimeId !== undefined) {
+        await store.db.transaction(async (tx) => {
+          await this.#fence(tx, runtimeId);
+          await store.patch(WorkloadInstance, id, statusFields(result), { enqueue: false }, tx);
+        });
+      } else {
+        await store.patch(WorkloadInstance, id, statusFields(result), { enqueue: false });
+      }
     } catch (err) {
       if (err instanceof NotFoundError) {
         this.#instances.delete(id);
@@ -490,6 +617,11 @@ export class WorkloadController {
         `waiting for KubernetesRuntimeInstance ${JSON.stringify(runtime['Name'])} (ID ${String(runtime['ID'])}) to be Reconciled`,
       );
     }
+    const elsewhere = await this.#ownRuntime(store, runtime);
+    if (elsewhere) {
+      if (state.runtimeId === undefined) this.#instances.delete(id);
+      return elsewhere;
+    }
     state.runtimeId = Number(runtime['ID']);
     if (!everApplied) {
       const waiting = await this.#waitForDependencies(ctx, wi, state);
@@ -552,6 +684,7 @@ export class WorkloadController {
     state.phase = 'applied';
     const derived = this.#derive(id, state);
     await ctx.transaction(async (tx) => {
+      await this.#fence(tx.client, Number(runtime['ID']));
       for (const { wri, after } of appliedObjects) {
         const rd = runtimeDefinitionOf(after);
         const known = wri['RuntimeDefinition'] as KubeObject | undefined;
@@ -828,6 +961,8 @@ export class WorkloadController {
     const runtime = await this.#get(ctx, KubernetesRuntimeInstance, runtimeId);
     let watcher: RuntimeWatcher | undefined;
     if (wris.length > 0 && runtime?.['APIEndpoint']) {
+      const elsewhere = await this.#ownRuntime(store, runtime);
+      if (elsewhere) return elsewhere;
       watcher = this.#watcherFor(runtime, store);
       watcher.removeInstance(id);
       const now = new Date(ctx.clock.now()).toISOString();
@@ -859,6 +994,7 @@ export class WorkloadController {
       this.#watchers.delete(runtimeId);
       await w.stop();
     }
+    if (others.length === 0) await this.#leases?.unwant(runtimeLease(runtimeId));
     return undefined;
   }
 }

@@ -15,6 +15,7 @@ import { WorkloadEvent, WorkloadResourceInstance } from '../../kinds/workload.js
 import type { JsonObject } from '../../kinds/validate.js';
 import { NotFoundError, describeError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
+import type { Queryable } from '../../store/database.js';
 import type { KubeClusterClient, KubeObject } from '../../providers/kube/client.js';
 import type { KubeWatch, WatchEvent } from '../../providers/kube/watch.js';
 import { LABEL_WORKLOAD_INSTANCE, MANAGED_SELECTOR, canonicalJson, groupOf, resourceKey } from './resources.js';
@@ -41,6 +42,15 @@ export interface RuntimeWatcherOptions {
   onObserved(instanceId: number): void;
   /** How often buffered writes go to the database (default 500 ms). */
   flushIntervalMs?: number;
+  /**
+   * Several replicas: called first in each write transaction; throws when this replica no longer
+   * owns the runtime (src/store/leases.ts), so nothing is written.
+   */
+  fence?: (tx: Queryable) => Promise<void>;
+  /** The Event watch resumes after this resourceVersion (the previous owner's last), not from a list. */
+  resumeEventsFrom?: string;
+  /** After events were written: the Event watch's resourceVersion, for the next owner. */
+  onEventsCheckpoint?: (resourceVersion: string) => void;
 }
 
 interface Watched {
@@ -131,6 +141,7 @@ export class RuntimeWatcher {
   readonly #eventIds = new Map<string, number>();
   readonly #primed = new Set<number>();
   #timer: NodeJS.Timeout | undefined;
+  #checkpointed: string | undefined;
   #flushing: Promise<void> | undefined;
   #stopped = false;
 
@@ -140,7 +151,9 @@ export class RuntimeWatcher {
     this.client = options.client;
     this.#log = options.log.child({ runtime: options.runtimeId });
     for (const t of BASE_TYPES) this.#ensureWatch(t.apiVersion, t.kind, MANAGED_SELECTOR);
-    this.#ensureWatch('v1', 'Event', undefined);
+    // Objects are listed (the status needs their current state; a list misses no change), but Kubernetes
+    // events resume where the previous owner stopped, so the ones in between still become WorkloadEvents.
+    this.#ensureWatch('v1', 'Event', undefined, options.resumeEventsFrom);
     this.#timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 500);
     this.#timer.unref();
   }
@@ -265,7 +278,12 @@ export class RuntimeWatcher {
 
   // ---- watches ------------------------------------------------------------------------------
 
-  #ensureWatch(apiVersion: string, kind: string, labelSelector: string | undefined): void {
+  /** The Event watch's last resourceVersion. */
+  get eventsResourceVersion(): string | undefined {
+    return this.#watches.get(typeKey('v1', 'Event'))?.watch.resourceVersion;
+  }
+
+  #ensureWatch(apiVersion: string, kind: string, labelSelector: string | undefined, resourceVersion?: string): void {
     const k = typeKey(apiVersion, kind);
     if (this.#watches.has(k) || this.#stopped) return;
     const isEvents = kind === 'Event' && apiVersion === 'v1';
@@ -273,6 +291,7 @@ export class RuntimeWatcher {
       synced: false,
       watch: this.client.watch(apiVersion, kind, {
         ...(labelSelector ? { labelSelector } : {}),
+        ...(resourceVersion ? { resourceVersion } : {}),
         onEvent: (e) => {
           try {
             if (isEvents) this.#onKubeEvent(e);
@@ -435,6 +454,7 @@ export class RuntimeWatcher {
     if (changed.length > 0) {
       try {
         await store.db.transaction(async (tx) => {
+          await this.#o.fence?.(tx);
           for (const c of changed) {
             try {
               await store.patch(WorkloadResourceInstance, c.wriId, { RuntimeDefinition: c.rd }, {}, tx);
@@ -453,16 +473,28 @@ export class RuntimeWatcher {
 
     const events = [...this.#eventWrites.values()];
     this.#eventWrites.clear();
-    if (events.length === 0) return;
+    const rv = this.eventsResourceVersion;
+    if (events.length === 0) {
+      if (rv && rv !== this.#checkpointed) {
+        this.#checkpointed = rv;
+        this.#o.onEventsCheckpoint?.(rv);
+      }
+      return;
+    }
     try {
       for (const id of new Set(events.map((e) => e.WorkloadInstanceID))) await this.#prime(id);
       await store.db.transaction(async (tx) => {
+        await this.#o.fence?.(tx);
         for (const fields of events) {
           if (this.#removed.has(fields.WorkloadInstanceID)) continue;
           const id = await upsertWorkloadEvent(store, fields, this.#eventIds.get(fields.RuntimeEventUID), tx);
           this.#eventIds.set(fields.RuntimeEventUID, id);
         }
       });
+      if (rv) {
+        this.#checkpointed = rv;
+        this.#o.onEventsCheckpoint?.(rv);
+      }
     } catch (err) {
       for (const f of events) if (!this.#eventWrites.has(f.RuntimeEventUID)) this.#eventWrites.set(f.RuntimeEventUID, f);
       this.#log.warn({ err: describeError(err) }, 'cannot record workload events; will retry');

@@ -272,11 +272,11 @@ describe('AWS controllers: a workload with RDS, S3 and a secret on a lazily prov
       assert.match(cm!.metadata.name, /^app-s3-config-[a-z0-9]{6}$/);
       assert.equal((cm!['data'] as Record<string, string>)['BUCKET_NAME'], bucket);
 
-      // Secret: in Secrets Manager; the ExternalSecret WRIs wait for the operator (not served by the cluster).
+      // Secret: in Secrets Manager, and delivered by the control plane into the workload's namespace.
       const value = await observe.secretsManager.send(new GetSecretValueCommand({ SecretId: 'app-api-key' }));
       assert.deepEqual(JSON.parse(value.SecretString!), { 'api-key': SECRET_VALUE });
-      assert.ok(workload.skipped.includes('ExternalSecret/app-api-key'), `skipped: ${workload.skipped.join(', ')}`);
-      assert.ok(workload.skipped.includes('SecretStore/app-api-key-store'));
+      const delivered = await eventually(async () => kube.get({ apiVersion: 'v1', kind: 'Secret', name: 'app-api-key', namespace: ns }), 'the delivered Secret', 30_000);
+      assert.equal(b64d((delivered['data'] as Record<string, string>)['api-key']), SECRET_VALUE);
 
       // The workload controller re-applies the Deployment as its definition says (without the env var):
       // the bucket wiring is another field manager's and survives.

@@ -5,6 +5,7 @@ import {
   CreateSecretCommand,
   DeleteSecretCommand,
   DescribeSecretCommand,
+  GetSecretValueCommand,
   PutSecretValueCommand,
   type DescribeSecretCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
@@ -86,4 +87,34 @@ export async function deleteSecret(session: AwsSession, input: { name: string; s
     throw err;
   }
   return 'deleted';
+}
+
+/**
+ * The secret's current value as a string map, and its version (which changes on every rotation).
+ * Undefined when the secret does not exist. A value that is not a JSON object of strings is a
+ * ProvisioningError that names the secret and the offending key, never the value.
+ */
+export async function getSecretValue(session: AwsSession, name: string, signal?: AbortSignal): Promise<{ data: Record<string, string>; versionId: string } | undefined> {
+  let out;
+  try {
+    out = await session.secretsManager.send(new GetSecretValueCommand({ SecretId: name }), opts(signal));
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(out.SecretString ?? '');
+  } catch {
+    throw new ProvisioningError(`secret ${name} in AWS Secrets Manager (${session.region}) is not a JSON object`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ProvisioningError(`secret ${name} in AWS Secrets Manager (${session.region}) is not a JSON object`);
+  }
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof v !== 'string') throw new ProvisioningError(`secret ${name} in AWS Secrets Manager (${session.region}): key ${JSON.stringify(k)} is not a string`);
+    data[k] = v;
+  }
+  return { data, versionId: out.VersionId ?? '' };
 }

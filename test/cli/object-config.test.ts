@@ -220,6 +220,18 @@ describe('object config planning', () => {
     assert.deepEqual(gwi.refs.map((r) => `${r.field}=${r.name}`), ['GatewayDefinitionID=web', 'KubernetesRuntimeInstanceID=rt', 'WorkloadInstanceID=wp']);
   });
 
+  it('plans the Secret of a Workload and of a HelmWorkload (upstream #298) attached to its instance', () => {
+    write('sec/m.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n');
+    const secret = ['  Secret:', '    Name: creds', '    AwsAccountName: default-account', '    Data: {password: s3cret, user: app}', ''];
+    const wl = plan('sec/workload.yaml', ['Workload:', '  Name: wp', '  YAMLDocument: m.yaml', '  KubernetesRuntimeInstance: {Name: rt}', ...secret].join('\n'), 'Workload');
+    assert.deepEqual(wl.map((o) => `${o.kind.name}/${o.name}`), ['WorkloadDefinition/wp', 'WorkloadInstance/wp', 'SecretDefinition/creds', 'SecretInstance/creds']);
+    assert.deepEqual(wl[2]!.fields['Data'], { password: 's3cret', user: 'app' });
+    assert.deepEqual(wl[3]!.refs.map((r) => `${r.field}=${r.name ?? 'default'}`), ['SecretDefinitionID=creds', 'KubernetesRuntimeInstanceID=rt', 'WorkloadInstanceID=wp']);
+    const hw = plan('sec/helm.yaml', ['HelmWorkload:', '  Name: shop', '  Repo: https://charts.example.com', '  Chart: shop', ...secret].join('\n'), 'HelmWorkload');
+    assert.deepEqual(hw.map((o) => `${o.kind.name}/${o.name}`), ['HelmWorkloadDefinition/shop', 'HelmWorkloadInstance/shop', 'SecretDefinition/creds', 'SecretInstance/creds']);
+    assert.deepEqual(hw[3]!.refs.map((r) => `${r.field}=${r.name ?? 'default'}`), ['SecretDefinitionID=creds', 'KubernetesRuntimeInstanceID=default', 'HelmWorkloadInstanceID=shop']);
+  });
+
   it('plans an EKS runtime with the KubernetesRuntime objects behind it', () => {
     const objects = plan(
       'eks.yaml',

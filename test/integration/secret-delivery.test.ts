@@ -9,18 +9,21 @@
 // No secret value appears in an event, a status or an API response.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { startMoto, startFaultProxy, motoUnavailableReason, type MotoServer, type FaultProxy } from '../harness/moto.js';
 import { SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { AwsProvider, AWS_ENDPOINT_ENV } from '../../src/providers/aws/provider.js';
 import { SECRET_REFRESH_ENV } from '../../src/controllers/secret/index.js';
 import type { KubeClusterClient, KubeObject } from '../../src/providers/kube/client.js';
+import { packageRoot } from '../../src/providers/runtimes/kwok/binaries.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
 import { api, clientFor, createRuntimes, events, get, list, must, startControlPlane, status, until, type ControlPlane, type Obj } from './workload-helpers.js';
 
 const skip = motoUnavailableReason() ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
 const FIRST = { 'api-key': 'first-value-that-must-stay-secret-1', 'db-password': 'second-value-that-must-stay-secret-2' };
 const ROTATED = { 'api-key': 'rotated-value-that-must-stay-secret-3', 'db-password': 'second-value-that-must-stay-secret-2' };
+const CHARTS_DIR = join(packageRoot() ?? resolve('.'), 'test', 'fixtures', 'charts');
 const SECRET_VALUES = [...Object.values(FIRST), ...Object.values(ROTATED)];
 const APP = [
   'apiVersion: apps/v1',
@@ -59,7 +62,7 @@ describe('SecretInstance: direct delivery from Secrets Manager to the workload n
     for (const k of [AWS_ENDPOINT_ENV, SECRET_REFRESH_ENV]) saved[k] = process.env[k];
     process.env[AWS_ENDPOINT_ENV] = proxy.url;
     process.env[SECRET_REFRESH_ENV] = '500';
-    cp = await startControlPlane();
+    cp = await startControlPlane({}, { helmChartDir: CHARTS_DIR });
     [runtime] = (await createRuntimes(cp.server, ['secrets'])) as [Obj];
     kube = clientFor(cp.server, runtime);
   });
@@ -163,5 +166,27 @@ describe('SecretInstance: direct delivery from Secrets Manager to the workload n
     assert.deepEqual(left.items.map((s) => `${s.metadata.namespace}/${s.metadata.name}`), []);
     await must(server, 'DELETE', `/v0/secret-definitions/${String(sd['ID'])}`);
     await until('the SecretDefinition gone', async () => ((await get(server, 'secret-definitions', sd['ID'])) ? undefined : true), 60_000);
+  });
+
+  test('a HelmWorkloadInstance gets the Secret in its release namespace, removed with the SecretInstance', { timeout: 300_000 }, async () => {
+    const server = cp.server;
+    const hd = await must(server, 'POST', '/v0/helm-workload-definitions', { Name: 'hello', Repo: CHARTS_DIR, Chart: 'hello' });
+    const hi = await must(server, 'POST', '/v0/helm-workload-instances', { Name: 'hello', KubernetesRuntimeInstanceID: runtime['ID'], HelmWorkloadDefinitionID: hd['ID'] });
+    const installed = await until('the release installed', async () => {
+      const o = await get(server, 'helm-workload-instances', hi['ID']);
+      return o?.['Reconciled'] === true && o['ReleaseNamespace'] ? o : undefined;
+    }, 180_000);
+    const namespace = String(installed['ReleaseNamespace']);
+    const sd = await must(server, 'POST', '/v0/secret-definitions', { Name: 'hello-credentials', Data: FIRST });
+    const si = await must(server, 'POST', '/v0/secret-instances', { Name: 'hello-creds', SecretDefinitionID: sd['ID'], KubernetesRuntimeInstanceID: runtime['ID'], HelmWorkloadInstanceID: hi['ID'] });
+    const ref = { apiVersion: 'v1', kind: 'Secret', name: 'hello-creds', namespace };
+    assert.deepEqual(await until('the Secret in the release namespace', async () => decoded(await kube.get(ref)), 120_000), FIRST);
+    await must(server, 'DELETE', `/v0/secret-instances/${String(si['ID'])}`);
+    await until('the SecretInstance gone', async () => ((await get(server, 'secret-instances', si['ID'])) ? undefined : true), 60_000);
+    assert.equal(await kube.get(ref), undefined, 'the Secret is gone after the SecretInstance was deleted');
+    assertNoSecretIn(JSON.stringify(await events(server, si['ID'])), 'SecretInstance events');
+    await must(server, 'DELETE', `/v0/secret-definitions/${String(sd['ID'])}`);
+    await must(server, 'DELETE', `/v0/helm-workload-instances/${String(hi['ID'])}`);
+    await until('the HelmWorkloadInstance gone', async () => ((await get(server, 'helm-workload-instances', hi['ID'])) ? undefined : true), 120_000);
   });
 });

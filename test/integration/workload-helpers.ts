@@ -58,7 +58,8 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
-export async function startControlPlane(settings: ReconcileRuntimeSettings = {}): Promise<ControlPlane> {
+/** `serverOptions`: other server settings, e.g. `helmChartDir` for suites that install local charts. */
+export async function startControlPlane(settings: ReconcileRuntimeSettings = {}, serverOptions: { helmChartDir?: string } = {}): Promise<ControlPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'threeport-workloads-'));
   const start = (): Promise<RunningServer> =>
     startServer({
@@ -67,6 +68,7 @@ export async function startControlPlane(settings: ReconcileRuntimeSettings = {})
       role: 'all',
       dataDir,
       auth: false,
+      ...serverOptions,
       controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 }, ...settings },
       logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'silent' }),
     });

@@ -563,18 +563,22 @@ function planWorkload(values: Values, ctx: PlanContext, root: string): PlannedOb
       }),
     );
   }
-  const sec = values['Secret'] as Values | undefined;
-  if (sec) {
-    const sName = sec['Name'] as string;
-    objects.push(
-      nested('Secret', SecD, secretDefinitionFields),
-      planObject(SecI, {}, [], sec, ctx, `${root}.Secret`, {
-        fixed: { Name: sName },
-        refs: [refTo(SecD, 'SecretDefinitionID', sName, `${root}.Secret.Name`), runtime, toWorkload],
-      }),
-    );
-  }
+  objects.push(...planAttachedSecret(values, ctx, root, runtime, toWorkload));
   return objects;
+}
+
+/** A config's `Secret`: a SecretDefinition and a SecretInstance of the same name, attached to the workload. */
+function planAttachedSecret(values: Values, ctx: PlanContext, root: string, runtime: PlannedRef, toWorkload: PlannedRef): PlannedObject[] {
+  const sec = values['Secret'] as Values | undefined;
+  if (!sec) return [];
+  const sName = sec['Name'] as string;
+  return [
+    planObject(SecD, secretDefinitionFields, Object.keys(secretDefinitionFields), sec, ctx, `${root}.Secret`),
+    planObject(SecI, {}, [], sec, ctx, `${root}.Secret`, {
+      fixed: { Name: sName },
+      refs: [refTo(SecD, 'SecretDefinitionID', sName, `${root}.Secret.Name`), runtime, toWorkload],
+    }),
+  ];
 }
 
 const helmWorkloadFields: Fields = {
@@ -584,6 +588,7 @@ const helmWorkloadFields: Fields = {
   ...valuesInlineOrFile('Instance', 'ValuesDocument'),
   ...fieldsOf(HwI, ['ReleaseNamespace']),
   KubernetesRuntimeInstance: runtimeRef,
+  Secret: plain({ type: 'object', fields: secretDefinitionFields }, { doc: 'secret data delivered into the release namespace (upstream #298)' }),
 };
 
 const kubernetesRuntimeFields: Fields = {
@@ -642,14 +647,16 @@ export const FORMATS: readonly ConfigFormat[] = [
     instance: HwI,
     fields: helmWorkloadFields,
     rules: [atMostOne('DefinitionValues', 'DefinitionValuesDocument'), atMostOne('InstanceValues', 'InstanceValuesDocument')],
-    plan: (v, ctx, root) =>
-      pair(
+    plan: (v, ctx, root) => [
+      ...pair(
         v,
         ctx,
         root,
         { kind: HwD, fields: helmWorkloadFields, keys: ['Name', 'Repo', 'Chart', 'ChartVersion', 'DefinitionValues', 'DefinitionValuesDocument'] },
         { kind: HwI, fields: helmWorkloadFields, keys: ['Name', 'InstanceValues', 'InstanceValuesDocument', 'ReleaseNamespace', 'KubernetesRuntimeInstance'], refField: 'HelmWorkloadDefinitionID' },
       ),
+      ...planAttachedSecret(v, ctx, root, runtimeRefOf(v, root), refTo(HwI, 'HelmWorkloadInstanceID', v['Name'] as string, `${root}.Name`)),
+    ],
   }),
   definedInstance({
     configKind: 'KubernetesRuntime',

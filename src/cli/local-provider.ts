@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { threeportServerScript } from '../providers/executables.js';
 import { ThreeportClient } from '../client/api-client.js';
 import { ObjectConflictError } from '../client/errors.js';
 import { controlPlane, kubernetesRuntime } from '../kinds/index.js';
@@ -24,10 +24,7 @@ const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 export const SERVER_PID_FILE = 'threeport.pid';
 export const SERVER_LOG_FILE = 'threeport.log';
 
-/** The compiled `threeport` executable next to this module (dist/src/bin/threeport.js). */
-export function threeportServerScript(): string {
-  return fileURLToPath(new URL('../bin/threeport.js', import.meta.url));
-}
+export { threeportServerScript } from '../providers/executables.js';
 
 export function validateName(name: string | undefined): string {
   if (!name) throw new CliError('a control plane name is required: pass -n <name>');

@@ -13,6 +13,7 @@ import { NOUNS, nounNamed, type Noun } from './nouns.js';
 import { explainFormat } from './object-config/reference.js';
 import { article } from './object-config/schema.js';
 import { age, formatTable } from './output.js';
+import { formatControlPlaneTree } from './control-plane-tree.js';
 import { cell, columnsFor, describeLines, header, instanceStatus, redact, serialize } from './render.js';
 import type { Session } from './session.js';
 import type { ControlPlaneConfig } from './threeport-config.js';
@@ -142,6 +143,21 @@ async function runGet(session: Session, noun: Noun, name: string | undefined, op
       return;
     }
     if (selected.length === 0) return notFound(session, noun, name);
+    if (noun.format.configKind === 'ControlPlane') {
+      // The tree of control planes (genesis, and the children under their parents); definitions
+      // without an instance have no place in it.
+      await names.load('KubernetesRuntimeInstance');
+      const rows = selected
+        .filter((p) => p.instance)
+        .map((p) => ({
+          instance: p.instance!,
+          definition: p.definition,
+          runtimeName: names.get('KubernetesRuntimeInstance', p.instance!['KubernetesRuntimeInstanceID'] as number),
+        }));
+      if (rows.length === 0) return notFound(session, noun, name);
+      session.out.print(formatControlPlaneTree(rows, now));
+      return;
+    }
     const hasRuntime = 'KubernetesRuntimeInstanceID' in inst.allFields;
     if (hasRuntime) await names.load('KubernetesRuntimeInstance');
     const base = header(noun.format.configKind);

@@ -21,6 +21,7 @@ import { AwsController } from './aws/index.js';
 import { SecretController } from './secret/index.js';
 import { TerraformController, defaultTerraformWorkRoot } from './terraform/index.js';
 import { ObservabilityController } from './observability/index.js';
+import { ControlPlaneController } from './control-plane/index.js';
 
 export { TEST_RECONCILERS_ENV, testReconcilerKinds } from '../reconcile/test-reconcilers.js';
 
@@ -56,6 +57,8 @@ export function builtInControllers(env: ControllerEnvironment): Controller[] {
   const runtimes = new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) });
   return [
     runtimes,
+    // Child control planes on simulated runtimes live in (and go with) those runtimes' directories.
+    new ControlPlaneController({ dataDir: env.dataDir, kwok: runtimes.kwok, logger: env.logger.child({ controller: 'control-plane' }) }),
     new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
     new WorkloadController({ logger: env.logger.child({ controller: 'workload' }), pinning: (store, runtime) => runtimes.pinning(store, runtime) }),
     new ObservabilityController({

@@ -1,8 +1,8 @@
 import { defineKind, f } from './declare.js';
 
-/** Why these kinds are refused (see KindInput.unavailable); removed when their controller lands. */
-const CHILD_CONTROL_PLANES_UNAVAILABLE =
-  'child control planes are not installed by this control plane yet; only registration (Reconciled: true, as tptctl up does for the genesis control plane) is accepted';
+// Reconciled by src/controllers/control-plane: a ControlPlaneInstance on a runtime installs a
+// child control plane there (docs/operator-guide.md, child control planes).
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export const ControlPlaneDefinition = defineKind({
   name: 'ControlPlaneDefinition',
@@ -10,7 +10,6 @@ export const ControlPlaneDefinition = defineKind({
   domain: 'control-plane',
   base: 'definition',
   reconciled: true,
-  unavailable: CHILD_CONTROL_PLANES_UNAVAILABLE,
   fields: {
     AuthEnabled: f.boolean({ default: true }),
     OnboardParent: f.boolean({ default: true }),
@@ -23,7 +22,15 @@ export const ControlPlaneInstance = defineKind({
   domain: 'control-plane',
   base: 'instance',
   reconciled: true,
-  unavailable: CHILD_CONTROL_PLANES_UNAVAILABLE,
+  // One control plane per namespace of a runtime: a second one is a 409, decided by a unique
+  // index in the same statement as the insert (two concurrent creates cannot both win).
+  uniqueTogether: ['KubernetesRuntimeInstanceID', 'Namespace'],
+  // The child is installed into this Kubernetes namespace, so it must be a valid one.
+  check: (fields) => {
+    const ns = fields['Namespace'];
+    if (typeof ns !== 'string' || NAMESPACE.test(ns)) return undefined;
+    return `field ControlPlaneInstance.Namespace has invalid value ${JSON.stringify(ns.slice(0, 80))}: a Kubernetes namespace name is at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit`;
+  },
   fields: {
     Namespace: f.string({ required: true }),
     IsSelf: f.boolean({ default: false }),

@@ -2,6 +2,7 @@
 // CLIs (helm, tofu).
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export function isExecutableFile(path: string): boolean {
   try {
@@ -31,4 +32,12 @@ export function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * The compiled `threeport` executable of this build (dist/src/bin/threeport.js): what `tptctl up`
+ * starts, and what a parent control plane runs as a child control plane on a simulated runtime.
+ */
+export function threeportServerScript(): string {
+  return fileURLToPath(new URL('../bin/threeport.js', import.meta.url));
 }

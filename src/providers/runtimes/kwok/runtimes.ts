@@ -49,6 +49,7 @@ export class KwokRuntimes {
   readonly #clusters = new Map<string, KwokCluster>();
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #options: KwokRuntimesOptions;
+  readonly #removeListeners: ((runtimeName: string, dir: string) => Promise<void>)[] = [];
   #binaries: KubeBinaries | undefined;
 
   constructor(options: KwokRuntimesOptions) {
@@ -141,6 +142,14 @@ export class KwokRuntimes {
     });
   }
 
+  /**
+   * Work to do before a runtime's directory goes: what else runs from it (child control planes)
+   * must stop first.
+   */
+  onRemove(listener: (runtimeName: string, dir: string) => Promise<void>): void {
+    this.#removeListeners.push(listener);
+  }
+
   /** Stops a runtime and deletes its directory. Idempotent. */
   remove(runtimeName: string): Promise<void> {
     const name = clusterNameFor(runtimeName);
@@ -148,6 +157,7 @@ export class KwokRuntimes {
       const cluster = this.#clusters.get(name);
       this.#clusters.delete(name);
       const dir = join(this.root, name);
+      for (const listener of this.#removeListeners) await listener(runtimeName, dir);
       if (cluster) {
         await cluster.stop();
       } else if (existsSync(dir)) {

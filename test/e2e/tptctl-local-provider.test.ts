@@ -82,7 +82,8 @@ describe('tptctl up and down, local provider', () => {
       [true, true, true, 'threeport-control-plane', host[0]!.ID, cpd.ID, cp.APIServer],
     );
     const planes = parseTable((await t.run(['get', 'control-planes'])).stdout);
-    assert.deepEqual(planes.rows.map((r) => r['CONTROL PLANE INSTANCE']), ['plain']);
+    // The tree of control planes: the genesis one at its root.
+    assert.deepEqual(planes.rows.map((r) => [r['NAME'], r['ROLE'], r['NAMESPACE']]), [['plain', 'genesis, self', 'threeport-control-plane']]);
 
     const create = await t.run(['create', 'aws-account', '-c', join(FIXTURES, 'aws-account.yaml')]);
     assert.equal(create.code, 0, create.stderr);

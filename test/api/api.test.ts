@@ -417,6 +417,30 @@ for (const backend of BACKENDS) {
       assert.match(bad.body.Status.error, /Data\.n must be a string, got number/);
     });
 
+    test('SecretInstance: exactly one workload, which exists and runs on its runtime; otherwise 400 and nothing written', async () => {
+      const sd = (await call(api, 'POST', '/v0/secret-definitions', { Name: 'si-creds', Data: { k: 'v' } })).body.Data![0]!;
+      const wd = await createDefinition('si-wd');
+      const wi = (await call(api, 'POST', '/v0/workload-instances', { Name: 'si-wi', WorkloadDefinitionID: wd.ID, KubernetesRuntimeInstanceID: runtimeId })).body.Data![0]!;
+      const krd = (await call(api, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'si-krd', InfraProvider: 'kind' })).body.Data![0]!;
+      const other = (await call(api, 'POST', '/v0/kubernetes-runtime-instances', { Name: 'si-other', Location: 'Local', KubernetesRuntimeDefinitionID: krd['ID'], Reconciled: true })).body.Data![0]!;
+      const base = { Name: 'si', SecretDefinitionID: sd['ID'], KubernetesRuntimeInstanceID: runtimeId };
+      const before = await rowCount('v0_secret_instances');
+      for (const [body, error] of [
+        [base, /^SecretInstance needs exactly one of WorkloadInstanceID and HelmWorkloadInstanceID/],
+        [{ ...base, WorkloadInstanceID: wi['ID'], HelmWorkloadInstanceID: wi['ID'] }, /^SecretInstance needs exactly one of/],
+        [{ ...base, WorkloadInstanceID: 987654 }, /^SecretInstance\.WorkloadInstanceID refers to WorkloadInstance 987654, which does not exist$/],
+        [{ ...base, HelmWorkloadInstanceID: 987654 }, /^SecretInstance\.HelmWorkloadInstanceID refers to HelmWorkloadInstance 987654, which does not exist$/],
+        [{ ...base, KubernetesRuntimeInstanceID: other['ID'], WorkloadInstanceID: wi['ID'] }, /^SecretInstance\.KubernetesRuntimeInstanceID is \d+, but WorkloadInstance \d+ runs on KubernetesRuntimeInstance \d+$/],
+      ] as const) {
+        const res = await call(api, 'POST', '/v0/secret-instances', body);
+        assert.equal(res.status, 400, res.text);
+        assert.match(res.body.Status.error, error);
+      }
+      assert.equal(await rowCount('v0_secret_instances'), before);
+      const ok = await call(api, 'POST', '/v0/secret-instances', { ...base, WorkloadInstanceID: wi['ID'] });
+      assert.equal(ok.status, 201, ok.text);
+    });
+
     test('workload-resource-definition-sets are created atomically', async () => {
       const def = await createDefinition('wrd-def');
       const set = await call(api, 'POST', '/v0/workload-resource-definition-sets', [

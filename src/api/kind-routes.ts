@@ -127,7 +127,9 @@ export function registerKindRoutes(
         if (problem) throw new InputError(problem);
         await checkStored(kind, store, merged, id, client);
       }
-      return store.patch(kind, id, fields, {}, client);
+      // A client's write: a changed desired field raises Generation and queues the reconcile at once
+      // (not for an unavailable kind, whose registered objects ask for nothing).
+      return store.patch(kind, id, fields, { client: !kind.unavailable || store.served.has(kind.name) }, client);
     });
     return send(reply, single(kind.name, json));
   });

@@ -3,7 +3,8 @@
 // output, and redaction of encrypted fields.
 import { stringify as toYaml } from 'yaml';
 import type { Kind } from '../kinds/declare.js';
-import { MODEL_FIELDS, RECONCILIATION_FIELDS } from '../kinds/declare.js';
+import { GENERATION_FIELDS, MODEL_FIELDS, RECONCILIATION_FIELDS } from '../kinds/declare.js';
+import { conditionsOf, isStale } from '../reconcile/conditions.js';
 import type { AnyObject } from '../client/types.js';
 import { age } from './output.js';
 
@@ -100,7 +101,8 @@ export function serialize(data: unknown, format: 'json' | 'yaml'): string {
   return format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : toYaml(data, { lineWidth: 0 });
 }
 
-const HIDDEN = new Set<string>([...MODEL_FIELDS]);
+// Generation fields get their own lines (generationLines), not the generic rendering.
+const HIDDEN = new Set<string>([...MODEL_FIELDS, ...Object.keys(GENERATION_FIELDS)]);
 
 /** `kubectl describe`-style lines for one object. `names` resolves referenced IDs to names. */
 export function describeLines(kind: Kind, obj: AnyObject, refName: (kind: string, id: number) => string | undefined, now = Date.now()): string {
@@ -136,6 +138,7 @@ export function describeLines(kind: Kind, obj: AnyObject, refName: (kind: string
     }
     rows.push([field, String(value)]);
   }
+  if (kind.reconciled) rows.push(...generationLines(obj));
   rows.push(['Created', `${obj.CreatedAt} (${age(obj.CreatedAt, now)} ago)`]);
   rows.push(['Updated', `${obj.UpdatedAt} (${age(obj.UpdatedAt, now)} ago)`]);
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
@@ -144,4 +147,20 @@ export function describeLines(kind: Kind, obj: AnyObject, refName: (kind: string
     text += `${k}:\n${v.replace(/\n+$/, '').split('\n').map((l) => `  ${l}`).join('\n')}\n`;
   }
   return text;
+}
+
+/** Generation, whether the status is stale, and one line per condition. */
+function generationLines(obj: AnyObject): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  const generation = obj['Generation'];
+  if (typeof generation === 'number') {
+    const observed = obj['ObservedGeneration'];
+    const seen = typeof observed === 'number' ? `observed ${observed}` : 'not yet observed';
+    rows.push(['Generation', `${generation} (${seen}${isStale(obj) ? '; status is stale: the latest change is not reconciled yet' : ''})`]);
+  }
+  for (const c of conditionsOf(obj)) {
+    const why = [c.Reason, c.Message].filter((t) => t !== '').join(': ');
+    rows.push([c.Type, `${c.Status}${why ? ` (${why})` : ''} since ${c.LastTransitionTime}`]);
+  }
+  return rows;
 }

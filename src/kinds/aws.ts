@@ -96,7 +96,7 @@ export const AwsEksKubernetesRuntimeInstance = defineKind({
       required: true,
       blocksDelete: true,
     }),
-    ResourceInventory: f.json(),
+    ResourceInventory: f.json({ observed: true }),
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
   },
 });
@@ -149,7 +149,7 @@ export const AwsRelationalDatabaseInstance = defineKind({
   reconciled: true,
   fields: {
     AwsRelationalDatabaseDefinitionID: f.id('AwsRelationalDatabaseDefinition', { required: true, blocksDelete: true }),
-    ResourceInventory: f.json(),
+    ResourceInventory: f.json({ observed: true }),
     WorkloadInstanceID: f.id('WorkloadInstance', { required: true }),
   },
 });
@@ -187,7 +187,7 @@ export const AwsObjectStorageBucketInstance = defineKind({
   base: 'instance',
   reconciled: true,
   fields: {
-    ResourceInventory: f.json(),
+    ResourceInventory: f.json({ observed: true }),
     AwsObjectStorageBucketDefinitionID: f.id('AwsObjectStorageBucketDefinition', { required: true, blocksDelete: true }),
     WorkloadInstanceID: f.id('WorkloadInstance', { required: true }),
   },

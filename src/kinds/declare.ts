@@ -36,6 +36,11 @@ export interface FieldSpec {
   readonly transient?: boolean;
   /** Set by the server, never accepted from clients. */
   readonly serverSet?: boolean;
+  /**
+   * Written by the controller to report what it observed (status), not desired state: a client
+   * write of it does not raise `Generation`. Every other stored field is desired state.
+   */
+  readonly observed?: boolean;
   readonly description?: string;
 }
 
@@ -111,6 +116,12 @@ export interface Kind extends KindInput {
    * `InterruptReconciliation`, as upstream's GORM defaults do.
    */
   readonly defaults: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * The fields a client write changes to raise `Generation` (reconciled kinds only): every
+   * stored field that is not a model, reconciliation, generation, server-set, observed or
+   * association field. Transient fields count too (a new secret value is a new desire).
+   */
+  readonly desiredFields: readonly string[];
 }
 
 /** Fields the database owns. Upstream calls them the GORM model fields. */
@@ -127,6 +138,34 @@ export const RECONCILIATION_FIELDS: Readonly<Record<string, FieldSpec>> = {
   InterruptReconciliation: { type: 'boolean', default: false },
 };
 
+/**
+ * Server-managed fields of every reconciled kind (additive to upstream's wire contract, which
+ * ignores unknown fields). `Generation` goes up when a client write changes a desired field;
+ * the engine writes `ObservedGeneration` (the Generation its last successful reconcile saw) and
+ * `Conditions`. The status is stale while ObservedGeneration < Generation.
+ */
+export const GENERATION_FIELDS: Readonly<Record<string, FieldSpec>> = {
+  Generation: {
+    type: 'integer',
+    default: 1,
+    serverSet: true,
+    query: false,
+    description: 'Raised by the server when a client write changes a desired (non-status) field.',
+  },
+  ObservedGeneration: {
+    type: 'integer',
+    serverSet: true,
+    query: false,
+    description: 'The Generation the last successful reconcile saw; the status is stale while it is below Generation.',
+  },
+  Conditions: {
+    type: 'json',
+    serverSet: true,
+    description:
+      'Ready and Synced, each {Type, Status: True|False|Unknown, Reason, Message, LastTransitionTime} (Kubernetes/Crossplane style).',
+  },
+};
+
 const DEFINITION_FIELDS: Readonly<Record<string, FieldSpec>> = {
   Name: { type: 'string', required: true },
   ProfileID: { type: 'id', ref: 'Profile' },
@@ -135,7 +174,7 @@ const DEFINITION_FIELDS: Readonly<Record<string, FieldSpec>> = {
 
 const INSTANCE_FIELDS: Readonly<Record<string, FieldSpec>> = {
   Name: { type: 'string', required: true },
-  Status: { type: 'string' },
+  Status: { type: 'string', observed: true },
 };
 
 // Field builders keep the per-kind declarations short and uniform. They keep
@@ -174,6 +213,7 @@ export function defineKind<const I extends KindInput>(input: I): DeclaredKind<I>
   const allFields: Record<string, FieldSpec> = {
     ...baseFields,
     ...(hasReconciliation ? RECONCILIATION_FIELDS : {}),
+    ...(input.reconciled ? GENERATION_FIELDS : {}),
     ...input.fields,
   };
   const queryKeys = new Map<string, string>();
@@ -200,5 +240,10 @@ export function defineKind<const I extends KindInput>(input: I): DeclaredKind<I>
         .filter(([, s]) => s.default !== undefined)
         .map(([n, s]) => [n, s.default!]),
     ),
+    desiredFields: input.reconciled
+      ? Object.entries(allFields)
+          .filter(([n, s]) => !(n in RECONCILIATION_FIELDS) && !s.serverSet && !s.observed && s.type !== 'association')
+          .map(([n]) => n)
+      : [],
   };
 }

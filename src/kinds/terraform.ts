@@ -20,8 +20,8 @@ export const TerraformInstance = defineKind({
   fields: {
     AwsAccountID: f.id('AwsAccount', { required: true }),
     VarsDocument: f.string({ encrypted: true }),
-    StateDocument: f.string({ encrypted: true }),
-    Outputs: f.string({ encrypted: true }),
+    StateDocument: f.string({ encrypted: true, observed: true }),
+    Outputs: f.string({ encrypted: true, observed: true }),
     // Upstream's query tag for this field is `workloaddefinitionid`; kept for compatibility.
     TerraformDefinitionID: f.id('TerraformDefinition', { required: true, blocksDelete: true, query: 'workloaddefinitionid' }),
   },

@@ -50,7 +50,7 @@ export const WorkloadInstance = defineKind({
     // depends on. They must be Healthy before it is applied, and are deleted after it.
     DependsOn: f.json({ ref: 'WorkloadInstance', description: 'IDs of the WorkloadInstances this one depends on: a JSON array of integers.' }),
     // Beyond upstream (docs/workloads.md, "Status"): written by the workload controller with Status.
-    StatusReason: f.string({ query: false, description: 'Why the Status is Down or Unhealthy, in one line (null otherwise).' }),
+    StatusReason: f.string({ query: false, observed: true, description: 'Why the Status is Down or Unhealthy, in one line (null otherwise).' }),
   },
   check: (wi) => dependsOnProblem(wi['DependsOn']),
   checkStored: (wi, context) => dependencyCycle(wi, context),

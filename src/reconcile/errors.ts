@@ -72,3 +72,12 @@ export function requeueHint(err: unknown): number | undefined {
 export function eventOverride(err: unknown): EventOverride | undefined {
   return err instanceof ReconcileError ? err.event : undefined;
 }
+
+/**
+ * The machine-readable reason an error carries (`reason` on a ThreeportError or a provider error),
+ * used for the Synced condition; undefined when it carries none.
+ */
+export function errorReason(err: unknown): string | undefined {
+  const v = typeof err === 'object' && err !== null ? (err as { reason?: unknown }).reason : undefined;
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}

@@ -28,7 +28,8 @@ import { ReconcileQueue, type LeasedItem } from '../store/reconcile-queue.js';
 import type { Leases } from '../store/leases.js';
 import { NOTIFY_CHANNEL } from '../store/schema.js';
 import { systemClock, type Clock } from './clock.js';
-import { LeaseLostError, ShutdownError, eventOverride, isTerminal, requeueHint } from './errors.js';
+import { LeaseLostError, ShutdownError, errorReason, eventOverride, isTerminal, requeueHint } from './errors.js';
+import { AVAILABLE, SYNCED, WAITING, applyConditions, condition, notSynced, type ConditionUpdate } from './conditions.js';
 import { EventRecorder, controllerName, failureReason, recordEvent, successNote, successReason, type EventType } from './events.js';
 import { inTransaction } from './choreography.js';
 import { commitSuccess, type SuccessResult } from './success.js';
@@ -504,12 +505,14 @@ export class ReconcileRuntime {
           }
         }
       } catch (err) {
-        return await this.#failed(held, attempt, log, redact, err, settle);
+        return await this.#failed(held, object, attempt, log, redact, err, settle);
       }
 
       if (result) {
         const delayMs = Math.round(result.requeueAfterMs);
         const to = result.handoffTo !== undefined && result.handoffTo !== this.owner ? result.handoffTo : undefined;
+        // Waiting (not a hand-off to the replica that owns the runtime): Ready False, Reconciling.
+        if (!to) await this.#writeConditions(held, object, [SYNCED, WAITING]);
         if (!(await this.#queue.requeue(item, this.owner, delayMs, this.clock.skewMs, to))) throw new LeaseLostError(item.kind, item.objectId);
         if (to) {
           // The owner may be asleep until its next poll: wake it (every replica listens on the kind's channel).
@@ -585,6 +588,13 @@ export class ReconcileRuntime {
     const changes: JsonObject = { Reconciled: true };
     if (item.operation === 'Created' && object['CreationFailed'] === true) changes['CreationFailed'] = false;
     const at = new Date(this.clock.now());
+    if (lane.kind.reconciled) {
+      // What this reconcile saw: the Generation read before it ran (a later change runs again).
+      const generation = object['Generation'];
+      if (typeof generation === 'number' && object['ObservedGeneration'] !== generation) changes['ObservedGeneration'] = generation;
+      const conditions = applyConditions(object, [AVAILABLE, SYNCED], at);
+      if (conditions) changes['Conditions'] = conditions as unknown as JsonObject[];
+    }
     const event = {
       reason: successReason(item.operation),
       note: successNote(item.kind, item.operation),
@@ -648,6 +658,7 @@ export class ReconcileRuntime {
 
   async #failed(
     held: Held,
+    object: JsonObject,
     attempt: number,
     log: () => Logger,
     redact: (text: string) => string,
@@ -677,11 +688,18 @@ export class ReconcileRuntime {
       reportingController: lane.controller,
     };
     const at = new Date(this.clock.now());
+    const status: JsonObject = {};
+    if (terminal && item.operation === 'Created') status['CreationFailed'] = true;
+    if (lane.kind.reconciled) {
+      const updates = [notSynced(errorReason(err) ?? (terminal ? 'ReconcileFailed' : 'ReconcileError'), event.note)];
+      if (terminal && item.operation === 'Created') updates.push({ Type: 'Ready', Status: 'False', Reason: 'CreationFailed', Message: event.note });
+      else if (!condition(object, 'Ready')) updates.push({ Type: 'Ready', Status: 'Unknown', Reason: 'Reconciling', Message: '' });
+      const conditions = applyConditions(object, updates, at);
+      if (conditions) status['Conditions'] = conditions as unknown as JsonObject[];
+    }
     await this.#store.db.transaction(async (tx) => {
       await this.#events.record(tx, item.kind, item.objectId, event, at);
-      if (terminal && item.operation === 'Created') {
-        await this.#store.patch(lane.kind, item.objectId, { CreationFailed: true }, { enqueue: false }, tx);
-      }
+      if (Object.keys(status).length > 0) await this.#store.patch(lane.kind, item.objectId, status, { enqueue: false }, tx);
       const recorded = await this.#queue.fail(item, this.owner, { delayMs, terminal, message }, this.clock.skewMs, tx);
       if (!recorded) throw new LeaseLostError(item.kind, item.objectId);
     });
@@ -692,6 +710,14 @@ export class ReconcileRuntime {
     log().warn({ err: message, retryInMs: delayMs }, 'reconcile failed; retrying');
     this.#wakeLaneIn(lane, delayMs);
     return settle('failed', { error: message, delayMs });
+  }
+
+  /** Writes the object's conditions when `updates` change them (a status write: nothing is queued). */
+  async #writeConditions(held: Held, object: JsonObject, updates: readonly ConditionUpdate[]): Promise<void> {
+    if (!held.lane.kind.reconciled) return;
+    const conditions = applyConditions(object, updates, new Date(this.clock.now()));
+    if (!conditions) return;
+    await this.#store.patch(held.lane.kind, held.item.objectId, { Conditions: conditions as unknown as JsonObject[] }, { enqueue: false });
   }
 
   async #giveBack(held: Held, log: () => Logger): Promise<void> {

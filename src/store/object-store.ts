@@ -26,6 +26,40 @@ export interface ListPage {
 export interface WriteOptions {
   /** Queue a reconcile when the object is left unreconciled (spec §1.6). Controllers writing their own status pass false. */
   enqueue?: boolean;
+  /**
+   * A client's write (the API's): one that changes a desired field raises `Generation` and,
+   * unless it sets `Reconciled` itself, leaves the object unreconciled, so it is queued in the
+   * same statement. Controllers' writes never raise it.
+   */
+  client?: boolean;
+}
+
+/**
+ * SQL: true when the JSON `changes` (and the transient `payload`) change a desired field of the
+ * row `alias` (see Kind.desiredFields). Encrypted values are fresh ciphertext on every write, so
+ * writing one counts as a change.
+ */
+function desiredChange(kind: Kind, alias: string, changes: string, payload: string): string {
+  if (kind.desiredFields.length === 0) return 'false';
+  const keys = `ARRAY[${kind.desiredFields.map((f) => `'${f}'`).join(',')}]::text[]`;
+  return `(${payload} IS NOT NULL OR EXISTS (SELECT 1 FROM jsonb_each(${changes}) c WHERE c.key = ANY(${keys}) AND ${alias}.data->c.key IS DISTINCT FROM c.value))`;
+}
+
+/** SQL: the row's `Generation` raised by one (and `Reconciled` false) when `bump` holds; else nothing. */
+function generationBump(kind: Kind, alias: string, bump: string): string {
+  // Without generations the condition still names its parameters, which PostgreSQL must type.
+  if (!kind.reconciled) return `(CASE WHEN ${bump} THEN '{}'::jsonb ELSE '{}'::jsonb END)`;
+  return `CASE WHEN ${bump} THEN jsonb_build_object('Generation', coalesce((${alias}.data->>'Generation')::bigint, 1) + 1, 'Reconciled', false) ELSE '{}'::jsonb END`;
+}
+
+/** SQL for PUT: the replacement keeps the server-managed generation fields, and a changed desired field raises Generation. */
+function putGeneration(kind: Kind, alias: string, replacement: string): string {
+  if (!kind.reconciled) return `'{}'::jsonb`;
+  const keys = `ARRAY[${kind.desiredFields.map((f) => `'${f}'`).join(',')}]::text[]`;
+  const desired = (data: string): string => `coalesce((SELECT jsonb_object_agg(d.key, d.value) FROM jsonb_each(${data}) d WHERE d.key = ANY(${keys})), '{}'::jsonb)`;
+  return `jsonb_strip_nulls(jsonb_build_object(
+      'Generation', coalesce((${alias}.data->>'Generation')::bigint, 1) + CASE WHEN ${desired(`${alias}.data`)} IS DISTINCT FROM ${desired(replacement)} THEN 1 ELSE 0 END,
+      'ObservedGeneration', ${alias}.data->'ObservedGeneration', 'Conditions', ${alias}.data->'Conditions'))`;
 }
 
 /** SQL that upserts a reconcile request for the rows of CTE `src(id)`; repeated changes coalesce into one row. */
@@ -133,14 +167,16 @@ export function statementsFor(kind: Kind): KindStatements {
     list: `SELECT (${objectJson(kind, 't')})::text AS json, count(*) OVER () AS total
       FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb AND ${nameMatch} ORDER BY t.id LIMIT $2 OFFSET $3`,
     count: `SELECT count(*) AS total FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb AND ${nameMatch.replaceAll('$4', '$2')}`,
-    // $1 id, $2 changes, $3 may enqueue, $4 immutable fields that must match, $5 payload
-    patch: `WITH src AS (UPDATE ${t} t SET data = t.data || $2::jsonb, updated_at = now()
+    // $1 id, $2 changes, $3 may enqueue, $4 immutable fields that must match, $5 payload, $6 a client's write.
+    // A client's change to a desired field raises Generation and leaves the object unreconciled
+    // (unless the change sets Reconciled itself), so the enqueue below queues it at once.
+    patch: `WITH src AS (UPDATE ${t} t SET data = t.data || ${generationBump(kind, 't', `$6::boolean AND ${desiredChange(kind, 't', '$2::jsonb', '$5::jsonb')}`)} || $2::jsonb, updated_at = now()
         WHERE t.id = $1 AND t.deleted_at IS NULL AND ${immutableGuard('t', '$4::jsonb')} AND ${referenceGuard(kind, '$2::jsonb')} RETURNING t.*),
       q AS (${enqueueSql(kind, "'Updated'", '$5::jsonb', unreconciled)}),
       ${notify}, ${changeSql(kind, 'src', 'U')}
       SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued, ${announced} FROM src`,
     // $1 id, $2 replacement, $3 immutable fields that must match. PUT never queues (spec §1.6).
-    put: `WITH t AS (UPDATE ${t} u SET data = $2::jsonb, updated_at = now()
+    put: `WITH t AS (UPDATE ${t} u SET data = $2::jsonb || ${putGeneration(kind, 'u', '$2::jsonb')}, updated_at = now()
         WHERE u.id = $1 AND u.deleted_at IS NULL AND ${immutableGuard('u', '$3::jsonb')} AND ${referenceGuard(kind, '$2::jsonb')} RETURNING u.*),
       ${changeSql(kind, 't', 'U')}
       SELECT (${objectJson(kind, 't')})::text AS json, ${announced} FROM t`,
@@ -341,7 +377,7 @@ export class ObjectStore {
       .query({
         name: `patch_${kind.table}`,
         text: this.#sql(kind).patch,
-        values: [id, JSON.stringify(data), enqueue, JSON.stringify(pinned), payload === null ? null : JSON.stringify(payload)],
+        values: [id, JSON.stringify(data), enqueue, JSON.stringify(pinned), payload === null ? null : JSON.stringify(payload), options.client === true],
       })
       .catch((err: unknown) => this.#conflict(kind, err));
     const row = res.rows[0] as { json: string } | undefined;

@@ -114,7 +114,8 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
   const pendingCredentials = new Map<number, { username: string; password: string; label: string }>();
   const saver = (ctx: ReconcileContext) => async (inventory: ResourceInventory) => {
     const status = inventory.waitingFor ? `${inventory.phase}: waiting for ${inventory.waitingFor}` : inventory.phase;
-    await ctx.patchSelf({ ResourceInventory: inventory as unknown as JsonObject, Status: status });
+    const { delivered: _, ...saved } = inventory;
+    await ctx.patchSelf({ ResourceInventory: saved as unknown as JsonObject, Status: status });
   };
 
   async function reconcile(ctx: ReconcileContext, obj: JsonObject): Promise<ReconcileResult> {
@@ -225,8 +226,9 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
       }
     }
     pendingCredentials.delete(id);
-    if (!obj['CreationConfirmed'] || !String(obj['Status'] ?? '').startsWith('created')) {
+    if (!obj['CreationConfirmed'] || inventoryOf(obj)?.delivered !== true) {
       await ctx.patchSelf({
+        ResourceInventory: { ...result.inventory, delivered: true } as unknown as JsonObject,
         CreationConfirmed: obj['CreationConfirmed'] ?? new Date(ctx.clock.now()).toISOString(),
         Status: `created: ${String(def['Engine'])} ${String(def['EngineVersion'])} instance ${dbIdentifier(stack)}; connection Secret ${base.name}`,
       });

@@ -154,7 +154,8 @@ function ownerAnnotation(id: number): Record<string, string> {
 export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
   const saver = (ctx: ReconcileContext) => async (inventory: ResourceInventory) => {
     const status = inventory.waitingFor ? `${inventory.phase}: waiting for ${inventory.waitingFor}` : inventory.phase;
-    await ctx.patchSelf({ ResourceInventory: inventory as unknown as JsonObject, Status: status });
+    const { delivered: _, ...saved } = inventory;
+    await ctx.patchSelf({ ResourceInventory: saved as unknown as JsonObject, Status: status });
   };
 
   async function reconcile(ctx: ReconcileContext, obj: JsonObject): Promise<ReconcileResult> {
@@ -178,7 +179,7 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
       return { requeueAfterMs: deps.waitPollMs };
     }
     let wris = await workloadResources(ctx.store, wiId);
-    const wiredBefore = String(obj['Status'] ?? '').startsWith('created');
+    const wiredBefore = inventoryOf(obj)?.delivered === true;
     if (wris.length === 0 || (wi['Reconciled'] !== true && !wiredBefore)) {
       await ctx.patchSelf({ Status: `waiting for ${label('WorkloadInstance', wi)} to be deployed before its resources get the bucket` });
       return { requeueAfterMs: deps.waitPollMs };
@@ -278,6 +279,7 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
     }
     if (!wiredBefore || changed) {
       await ctx.patchSelf({
+        ResourceInventory: { ...result.inventory, delivered: true } as unknown as JsonObject,
         CreationConfirmed: obj['CreationConfirmed'] ?? new Date(ctx.clock.now()).toISOString(),
         Status: `created: bucket ${bucket}; ServiceAccount ${serviceAccount} assumes ${roleArn}; env ${envVar} from ConfigMap ${cmName}`,
       });

@@ -36,6 +36,12 @@ export interface ResourceInventory {
   resources: Record<string, InventoryEntry>;
   /** What the last run stopped at, for statuses. */
   waitingFor?: string;
+  /**
+   * The controller delivered the resource to its workload (an RDS connection Secret written, an S3
+   * bucket wired into the workload's resources). Structured state, so that no controller reads its
+   * own free-text Status back. Any later save of the inventory clears it, as it rewrites Status.
+   */
+  delivered?: boolean;
 }
 
 export function newInventory(stack: string, region: string, phase: InventoryPhase = 'creating'): ResourceInventory {

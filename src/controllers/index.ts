@@ -22,6 +22,7 @@ import { SecretController } from './secret/index.js';
 import { TerraformController, defaultTerraformWorkRoot } from './terraform/index.js';
 import { ObservabilityController } from './observability/index.js';
 import { ControlPlaneController } from './control-plane/index.js';
+import { GatewayController } from './gateway/index.js';
 
 export { TEST_RECONCILERS_ENV, testReconcilerKinds } from '../reconcile/test-reconcilers.js';
 
@@ -54,11 +55,21 @@ export interface Controller {
 
 /** The controllers this build ships; they arrive domain by domain. */
 export function builtInControllers(env: ControllerEnvironment): Controller[] {
-  const runtimes = new KubernetesRuntimeController({ dataDir: env.dataDir, logger: env.logger.child({ controller: 'kubernetes-runtime' }) });
+  const gateway = new GatewayController({
+    dataDir: env.dataDir,
+    logger: env.logger.child({ controller: 'gateway' }),
+    pinning: (store, runtime) => runtimes.pinning(store, runtime),
+  });
+  const runtimes: KubernetesRuntimeController = new KubernetesRuntimeController({
+    dataDir: env.dataDir,
+    logger: env.logger.child({ controller: 'kubernetes-runtime' }),
+    onInstanceDeleting: (id) => gateway.runtimeDeleted(id),
+  });
   return [
     runtimes,
     // Child control planes on simulated runtimes live in (and go with) those runtimes' directories.
     new ControlPlaneController({ dataDir: env.dataDir, kwok: runtimes.kwok, logger: env.logger.child({ controller: 'control-plane' }) }),
+    gateway,
     new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
     new WorkloadController({ logger: env.logger.child({ controller: 'workload' }), pinning: (store, runtime) => runtimes.pinning(store, runtime) }),
     new ObservabilityController({

@@ -1,8 +1,9 @@
 import { defineKind, f } from './declare.js';
+import { definitionPortsProblem, portProblem } from './gateway-ports.js';
 
 /** Why these kinds are refused (see KindInput.unavailable); removed when their controller lands. */
-const GATEWAYS_UNAVAILABLE =
-  'no controller installs gateways, TLS certificates or DNS records on runtimes yet (support services are being built); register an existing one with Reconciled: true, or leave Gateway and DomainName out of the workload config';
+const DOMAIN_NAMES_UNAVAILABLE =
+  'no controller publishes DNS records or issues TLS certificates on runtimes yet (gateways work; DNS and TLS support services are being built); register an existing one with Reconciled: true, or leave DomainName out of the workload config';
 
 export const DomainNameDefinition = defineKind({
   name: 'DomainNameDefinition',
@@ -24,7 +25,7 @@ export const DomainNameInstance = defineKind({
   domain: 'gateway',
   base: 'instance',
   reconciled: true,
-  unavailable: GATEWAYS_UNAVAILABLE,
+  unavailable: DOMAIN_NAMES_UNAVAILABLE,
   fields: {
     DomainNameDefinitionID: f.id('DomainNameDefinition', { required: true, blocksDelete: true }),
     // Upstream's query tag for this field is `workloadresourceinstanceid`; kept for compatibility.
@@ -39,7 +40,6 @@ export const GatewayDefinition = defineKind({
   domain: 'gateway',
   base: 'definition',
   reconciled: true,
-  unavailable: GATEWAYS_UNAVAILABLE,
   fields: {
     HttpPorts: f.association('GatewayHttpPort', 'GatewayDefinitionID'),
     TcpPorts: f.association('GatewayTcpPort', 'GatewayDefinitionID'),
@@ -48,6 +48,8 @@ export const GatewayDefinition = defineKind({
     ServiceName: f.string(),
     WorkloadDefinitionID: f.id('WorkloadDefinition'),
   },
+  // Nested ports: each in range, none used twice, no TLS until certificates are issued.
+  check: (gd) => definitionPortsProblem(gd),
 });
 
 export const GatewayHttpPort = defineKind({
@@ -63,6 +65,7 @@ export const GatewayHttpPort = defineKind({
     TLSEnabled: f.boolean({ default: false }),
     HTTPSRedirect: f.boolean({ default: false }),
   },
+  check: (p) => portProblem('GatewayHttpPort', p),
 });
 
 export const GatewayTcpPort = defineKind({
@@ -76,6 +79,7 @@ export const GatewayTcpPort = defineKind({
     Port: f.integer({ required: true }),
     TLSEnabled: f.boolean({ default: false }),
   },
+  check: (p) => portProblem('GatewayTcpPort', p),
 });
 
 export const GatewayInstance = defineKind({
@@ -84,7 +88,6 @@ export const GatewayInstance = defineKind({
   domain: 'gateway',
   base: 'instance',
   reconciled: true,
-  unavailable: GATEWAYS_UNAVAILABLE,
   fields: {
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
     GatewayDefinitionID: f.id('GatewayDefinition', { required: true, blocksDelete: true }),

@@ -47,6 +47,8 @@ export interface KubernetesRuntimeControllerOptions {
   kubeRequestTimeoutMs?: number;
   /** How kube clients are made (tests of error paths pass a fake). */
   kubeClientFactory?: KubeClientFactory;
+  /** Before a runtime is deleted: what other controllers run for it (e.g. its gateway's traefik) goes first. */
+  onInstanceDeleting?: (instanceId: number) => Promise<void>;
 }
 
 /** Provider failures become reconcile errors: retryability and event reason carried over. */
@@ -200,7 +202,10 @@ export class KubernetesRuntimeController {
         }
         await run(ctx, instance, 'updated');
       },
-      deleted: (ctx, instance) => run(ctx, instance, 'deleted'),
+      deleted: async (ctx, instance) => {
+        await this.#options.onInstanceDeleting?.(ctx.id);
+        await run(ctx, instance, 'deleted');
+      },
     };
   }
 

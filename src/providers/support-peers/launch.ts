@@ -94,7 +94,9 @@ export function certManagerLaunch(ctx: PeerContext, opts: CertManagerOptions): P
 
 export interface TraefikOptions {
   /** Plain HTTP entry point `web` on 127.0.0.1. Gateway listeners must use this same port. */
-  webPort: number;
+  webPort?: number;
+  /** More entry points: name -> address (host:port); a Gateway listener binds the one with its port. */
+  entryPoints?: Readonly<Record<string, string>>;
   /** TLS entry point `websecure` on 127.0.0.1. */
   websecurePort?: number;
   /** Ping (health) entry point. */
@@ -117,7 +119,8 @@ export function traefikLaunch(ctx: PeerContext, opts: TraefikOptions): PeerLaunc
   const name = opts.name ?? 'traefik';
   const statusIp = opts.statusIp ?? '127.0.0.1';
   const args = [
-    `--entryPoints.web.address=127.0.0.1:${opts.webPort}`,
+    ...(opts.webPort !== undefined ? [`--entryPoints.web.address=127.0.0.1:${opts.webPort}`] : []),
+    ...Object.entries(opts.entryPoints ?? {}).map(([ep, address]) => `--entryPoints.${ep}.address=${address}`),
     `--entryPoints.traefik.address=127.0.0.1:${opts.pingPort}`,
     '--ping=true',
     '--ping.entryPoint=traefik',

@@ -280,7 +280,7 @@ for (const backend of BACKENDS) {
     test('nested associations are created with the parent and cannot be PATCHed', async () => {
       const res = await call(api, 'POST', '/v0/gateway-definitions', {
         Name: 'gw',
-        Reconciled: true, // registered only: no gateway controller exists yet (KindInput.unavailable)
+        Reconciled: true, // registered only (an existing gateway): TLS ports are accepted, nothing reconciles them
         HttpPorts: [{ Port: 80 }, { Port: 443, TLSEnabled: true }],
         TcpPorts: [{ Port: 5432 }],
       });

@@ -212,6 +212,15 @@ test('gateways: traefik on a simulated runtime routes Host-header requests to th
       assert.match(String(e['Note']), /ServiceName "nope", but WorkloadInstance "shop" has no Service named "nope" \(it has: web, admin\)/);
     });
 
+    await t.test('on a registered (kubeconfig) cluster the gateway is refused with an event that says why', async () => {
+      const def = await must(server, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'existing', InfraProvider: 'kubeconfig' });
+      const real = await must(server, 'POST', '/v0/kubernetes-runtime-instances', { Name: 'real', Location: 'Local', KubernetesRuntimeDefinitionID: def['ID'] });
+      const gi3 = await must(server, 'POST', '/v0/gateway-instances', { Name: 'real-gateway', GatewayDefinitionID: gd['ID'], WorkloadInstanceID: wi['ID'], KubernetesRuntimeInstanceID: real['ID'] });
+      const e = await until('GatewayControllerUnavailable event', async () => (await events(server, gi3['ID'])).find((x) => x['Reason'] === 'GatewayControllerUnavailable'), 60_000);
+      assert.match(String(e['Note']), /only available on simulated \(kwok\) runtimes.*traefik's official Helm chart, which is not in the traefik Go module/);
+      assert.equal((await get(server, 'gateway-instances', gi3['ID']))?.['CreationFailed'], true);
+    });
+
     await t.test('deleting the workload deletes its gateways, their routes, traefik and the controller workload', async () => {
       await must(server, 'DELETE', `/v0/workload-instances/${String(wi['ID'])}`);
       await until('GatewayInstances gone', async () => ((await api(server, 'GET', '/v0/gateway-instances?size=-1')).data.length === 0 ? true : undefined), 120_000);

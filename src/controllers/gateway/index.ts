@@ -78,6 +78,11 @@ spec:
   controllerName: ${TRAEFIK_CONTROLLER_NAME}
 `;
 
+/** The controller refuses TLS ports whatever the definition says (the API lets registered ones through). */
+function portsProblem(gd: JsonObject): string | undefined {
+  return definitionPortsProblem({ ...gd, Reconciled: false });
+}
+
 export class GatewayController {
   readonly reconcilers: Reconciler[];
   readonly #log: Logger;
@@ -146,7 +151,7 @@ export class GatewayController {
 
   #definitionReconciler(): Reconciler {
     const check = async (ctx: ReconcileContext, gd: JsonObject): Promise<void> => {
-      const problem = definitionPortsProblem(gd);
+      const problem = portsProblem(gd);
       if (problem) throw new TerminalError(problem, { event: { reason: 'InvalidGatewayPorts', note: problem, type: 'Warning' } });
       // Its instances render again (a changed port, path or subdomain).
       if (ctx.operation === 'Updated') {
@@ -209,7 +214,7 @@ export class GatewayController {
     for (const gi of await store.find(GatewayInstance, { KubernetesRuntimeInstanceID: runtimeId })) {
       if (Number(gi['ID']) === without || gi['DeletionScheduled']) continue;
       const gd = await this.#get(store, GatewayDefinition, gi['GatewayDefinitionID']);
-      if (!gd || definitionPortsProblem(gd)) continue;
+      if (!gd || portsProblem(gd)) continue;
       const { http, tcp } = portsOf(gd);
       ports.push(...http.map((p) => p.Port), ...tcp.map((p) => p.Port));
     }
@@ -319,7 +324,7 @@ export class GatewayController {
     this.#store ??= store;
     const gd = await this.#get(store, GatewayDefinition, gi['GatewayDefinitionID']);
     if (!gd) throw new TerminalError(`${label(gi)}: its GatewayDefinition ${String(gi['GatewayDefinitionID'])} does not exist`);
-    const problem = definitionPortsProblem(gd);
+    const problem = portsProblem(gd);
     if (problem) throw new TerminalError(`${label(gi)}: ${problem}`, { event: { reason: 'InvalidGatewayPorts', note: problem, type: 'Warning' } });
     const { http, tcp } = portsOf(gd);
     if (http.length + tcp.length === 0) throw new TerminalError(`${label(gi)}: GatewayDefinition ${JSON.stringify(gd['Name'])} has no HttpPorts or TcpPorts`);

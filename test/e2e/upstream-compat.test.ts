@@ -34,16 +34,17 @@ const CP = 'upstream';
  * test below fails when another one fails, and when one of these passes (then remove it here).
  */
 export const KNOWN_E2E_FAILURES: Readonly<Record<string, string>> = {
-  // Upstream's test starts each workload by creating a GatewayDefinition. Until the support-services
-  // controllers land, the gateway kinds are declared unavailable (no hollow kinds), so that create
-  // is refused with a 400 that says why; with the ports PATCH, gateway deletion with its workload
-  // and the domain-name kinds, this is what stands between us and a passing TestWorkloadE2E.
+  // Upstream's test starts each workload by creating a GatewayDefinition whose second HTTP port
+  // (443) has TLSEnabled. Gateways reconcile now (traefik on the simulated runtime), but no
+  // controller issues certificates yet, so a TLS port is refused with a 400 that says so (no
+  // hollow kinds). After it, upstream's test creates a DomainNameInstance, which is still
+  // unavailable (no DNS controller): TLS and DNS are what stand between us and a passing TestWorkloadE2E.
   'should have no error creating gateway definition':
-    'GatewayDefinition is refused (KindInput.unavailable) until gateways reconcile for real (support services)',
+    'a GatewayDefinition with a TLSEnabled port is refused until cert-manager issues certificates for gateways (support services, TLS)',
 };
 
-/** The 400 upstream's client gets for the GatewayDefinition it creates first. */
-export const KNOWN_E2E_REFUSAL = 'GatewayDefinition is not available on this control plane';
+/** The 400 upstream's client gets for the GatewayDefinition it creates first (its port 443 has TLS). */
+export const KNOWN_E2E_REFUSAL = 'field GatewayDefinition.HttpPorts[1].TLSEnabled: TLS on gateway ports is not available yet';
 
 /**
  * After that refusal, upstream's test updates the gateway definition it failed to create, and its
@@ -288,10 +289,10 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     } else {
       assert.equal(r.code, failed.length === 0 ? 0 : 1, output.slice(-4000));
     }
-    // The one failure is our declared refusal, not a server error. (When gateways become real, the
-    // first workload's lifecycle runs to its end: reconciled definition, resources on the simulated
-    // cluster, a Started WorkloadEvent, deletion, resources gone; that was checked before the kinds
-    // were declared unavailable, and our own workload suites cover it.)
+    // The one failure is our declared refusal (TLS on a gateway port), not a server error. When TLS
+    // and DNS land, the first workload's lifecycle runs to its end: reconciled definition, resources
+    // on the simulated cluster, a Started WorkloadEvent, deletion, resources gone; our own workload
+    // and gateway suites cover that meanwhile.
     assert.ok(output.includes(KNOWN_E2E_REFUSAL), `the gateway create was refused for its declared reason:\n${output.slice(-4000)}`);
   });
 });

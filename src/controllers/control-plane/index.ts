@@ -28,7 +28,9 @@ import { NotFoundError, describeError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import { requestReconcile } from '../../reconcile/choreography.js';
-import type { ReconcileContext, Reconciler } from '../../reconcile/types.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
+import type { Leases } from '../../store/leases.js';
+import { runtimeLease } from '../workload/index.js';
 import { KubeClients } from '../../providers/kube/clients.js';
 import { ChildServers, type ChildServerConnection } from '../../providers/control-planes/child-servers.js';
 import type { KwokRuntimes } from '../../providers/runtimes/kwok/runtimes.js';
@@ -70,6 +72,7 @@ export class ControlPlaneController {
   readonly reconcilers: Reconciler[];
   readonly children: ChildServers;
   #store: ObjectStore | undefined;
+  #leases: Leases | undefined;
   #kube: KubeClients | undefined;
   #stopped = false;
   readonly #options: ControlPlaneControllerOptions;
@@ -125,7 +128,19 @@ export class ControlPlaneController {
     return join(base, `cp-${String(instance['ID'])}`);
   }
 
-  async #ensure(ctx: ReconcileContext, instance: JsonObject): Promise<void> {
+  /**
+   * Several controllers replicas: a child on a simulated runtime is supervised by the replica that
+   * runs that cluster (the holder of the runtime's lease, see src/store/leases.ts), so the work
+   * is handed there. Undefined: do it here.
+   */
+  async #handoff(runtime: JsonObject, runtimeDef: JsonObject): Promise<ReconcileResult | undefined> {
+    const leases = this.#leases;
+    if (!leases || runtimeDef['InfraProvider'] !== 'kwok' || existsSync(this.#options.kwok.dirFor(String(runtime['Name'])))) return undefined;
+    const holder = await leases.holderOf(runtimeLease(Number(runtime['ID'])));
+    return holder && holder !== leases.holder ? { requeueAfterMs: 0, handoffTo: holder } : undefined;
+  }
+
+  async #ensure(ctx: ReconcileContext, instance: JsonObject): Promise<ReconcileResult> {
     this.#store ??= ctx.store;
     if (registered(instance)) return;
     const definition = await this.#get(ctx, CPD, Number(instance['ControlPlaneDefinitionID']), 'ControlPlaneDefinitionID', instance);
@@ -144,6 +159,8 @@ export class ControlPlaneController {
     if (runtime['Reconciled'] !== true || !runtime['APIEndpoint']) {
       throw new ReconcileError(`${label(CPI.name, instance)}: waiting for ${label(KRI.name, runtime)} to be reconciled`);
     }
+    const elsewhere = await this.#handoff(runtime, runtimeDef);
+    if (elsewhere) return elsewhere;
 
     // The namespace on the runtime, labelled with this instance.
     const namespace = String(instance['Namespace']);
@@ -222,13 +239,18 @@ export class ControlPlaneController {
     };
   }
 
-  async #remove(ctx: ReconcileContext, instance: JsonObject): Promise<void> {
+  async #remove(ctx: ReconcileContext, instance: JsonObject): Promise<ReconcileResult> {
     if (registered(instance)) return;
     const id = Number(instance['ID']);
     const runtime = await ctx.store.getObject(KRI, Number(instance['KubernetesRuntimeInstanceID'])).catch((err: unknown) => {
       if (err instanceof NotFoundError) return undefined;
       throw err;
     });
+    if (runtime) {
+      const runtimeDef = await ctx.store.getObject(KRD, Number(runtime['KubernetesRuntimeDefinitionID'])).catch(() => undefined);
+      const elsewhere = runtimeDef ? await this.#handoff(runtime, runtimeDef) : undefined;
+      if (elsewhere) return elsewhere;
+    }
     // The child first: its server and everything in its directory (database, keys, certificates).
     const dir = runtime ? this.#dirFor(instance, runtime) : undefined;
     if (dir) await this.children.remove(id, dir);
@@ -275,8 +297,9 @@ export class ControlPlaneController {
   }
 
   /** After the reconcile runtime started: children this control plane ran before come back. */
-  async start(store: ObjectStore): Promise<void> {
+  async start(store: ObjectStore, context: { leases?: Leases } = {}): Promise<void> {
     this.#store = store;
+    this.#leases = context.leases;
     let queued = 0;
     for (const instance of await store.find(CPI, {})) {
       if (registered(instance) || instance['DeletionScheduled'] || instance['Reconciled'] !== true || !instance['ApiServerEndpoint']) continue;

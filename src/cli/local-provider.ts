@@ -225,6 +225,9 @@ export async function upLocal(options: UpOptions): Promise<ControlPlaneConfig> {
 
   const args = [threeportServerScript(), 'server', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dir];
   if (!options.authEnabled) args.push('--no-auth');
+  // The control plane's own /metrics over plain HTTP on loopback, so that an observability stack
+  // on a local runtime scrapes it (the API itself wants a client certificate).
+  args.push('--metrics-port', String(await freePort()));
   // The local control plane keeps its own key and database: the caller's settings for another one must not leak in.
   const env = { ...process.env };
   delete env['ENCRYPTION_KEY'];

@@ -14,7 +14,7 @@ import { explainFormat } from './object-config/reference.js';
 import { article } from './object-config/schema.js';
 import { age, formatTable } from './output.js';
 import { formatControlPlaneTree } from './control-plane-tree.js';
-import { cell, columnsFor, describeLines, header, instanceStatus, redact, serialize } from './render.js';
+import { cell, columnsFor, describeLines, header, instanceStatus, PAIR_COLUMNS, redact, serialize } from './render.js';
 import type { Session } from './session.js';
 import type { ControlPlaneConfig } from './threeport-config.js';
 
@@ -161,7 +161,8 @@ async function runGet(session: Session, noun: Noun, name: string | undefined, op
     const hasRuntime = 'KubernetesRuntimeInstanceID' in inst.allFields;
     if (hasRuntime) await names.load('KubernetesRuntimeInstance');
     const base = header(noun.format.configKind);
-    const headers = ['VERSION', 'NAME', `${base} DEFINITION`, `${base} INSTANCE`, ...(hasRuntime ? ['KUBERNETES RUNTIME INSTANCE'] : []), 'STATUS', 'AGE'];
+    const extra = PAIR_COLUMNS[inst.name] ?? [];
+    const headers = ['VERSION', 'NAME', `${base} DEFINITION`, `${base} INSTANCE`, ...(hasRuntime ? ['KUBERNETES RUNTIME INSTANCE'] : []), 'STATUS', ...extra.map((f) => header(f)), 'AGE'];
     const rows = selected.map(({ definition, instance }) => [
       'v0',
       cell(instance?.['Name'] ?? definition?.['Name']),
@@ -169,6 +170,7 @@ async function runGet(session: Session, noun: Noun, name: string | undefined, op
       cell(instance?.['Name']),
       ...(hasRuntime ? [cell(instance ? names.get('KubernetesRuntimeInstance', instance['KubernetesRuntimeInstanceID'] as number) : undefined)] : []),
       instance ? instanceStatus(instance) : '<none>',
+      ...extra.map((f) => cell(instance?.[f])),
       age((instance ?? definition)!.CreatedAt, now),
     ]);
     session.out.print(formatTable(headers, rows));

@@ -43,6 +43,14 @@ export function instanceStatus(obj: AnyObject): string {
   return obj.Reconciled ? 'Healthy' : 'Reconciling';
 }
 
+/**
+ * Instance fields shown after STATUS in the table of a defined-instance noun (`get
+ * observability-stacks`): where the instance can be reached.
+ */
+export const PAIR_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  ObservabilityStackInstance: ['PrometheusURL', 'LogsURL'],
+};
+
 /** Extra columns worth a place in `get` tables; references and AGE are derived for every kind. */
 const EXTRA_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   KubernetesRuntimeDefinition: ['InfraProvider', 'InfraProviderAccountName', 'HighAvailability'],

@@ -44,8 +44,8 @@ test('one holder at a time; an expired lease is taken over with a new token and 
 });
 
 test('a takeover waits for the holder\'s fenced write to commit', async () => {
-  const a = replica('fa', 400);
-  const b = replica('fb', 400);
+  const a = replica('fa', 1_500);
+  const b = replica('fb', 1_500);
   try {
     assert.equal(await a.acquire('runtime:2'), true);
     const order: string[] = [];
@@ -60,11 +60,11 @@ test('a takeover waits for the holder\'s fenced write to commit', async () => {
     await eventually(async () => (order.includes('fenced') ? true : undefined), 'a holds the fence');
     // Expire the lease by hand (as if a's renewals stopped), then let b try.
     const takeover = (async () => {
-      await new Promise((r) => setTimeout(r, 450));
+      await new Promise((r) => setTimeout(r, 1_600)); // a's lease has expired by then
       const got = await b.acquire('runtime:2');
       order.push(`takeover ${got}`);
     })();
-    await new Promise((r) => setTimeout(r, 900));
+    await new Promise((r) => setTimeout(r, 2_500));
     assert.deepEqual(order, ['fenced'], 'the takeover waits on the locked lease row');
     release();
     await write;

@@ -7,7 +7,6 @@
 //   becomes Healthy, a resource deleted out of band is restored);
 // - no WorkloadEvent is recorded twice.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,70 +16,15 @@ import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { WorkloadEvent } from '../../src/kinds/workload.js';
 import { LEASE_TABLE } from '../../src/store/leases.js';
 import { connectionFieldsFromKubeconfig } from '../../src/providers/kube/connection.js';
-import { THREEPORT_BIN, spawnServer, type ServerProcess } from '../harness/server-process.js';
+import { spawnServer, type ServerProcess } from '../harness/server-process.js';
+import { deployment, owners, startReplica, type Replica } from '../harness/controller-replicas.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
 import { SKIP_KUBE, SKIP_KUBE_REASON, findKubeBinaries, startKubeClusters, type KubeClusterSet } from '../harness/kube-cluster.js';
-import { freePort } from '../harness/ports.js';
 import { until } from '../harness/until.js';
 import { api, get, must, type Obj } from '../harness/api-calls.js';
 import type { RunningServer } from '../../src/server.js';
 
 const LEASE = '3s';
-
-interface Replica {
-  name: string;
-  child: ChildProcess;
-  metricsUrl: string;
-  exited: Promise<unknown>;
-  stderr: () => string;
-}
-
-function deployment(name: string): string {
-  const d = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: 'registry.k8s.io/pause:3.10' }] } },
-    },
-  };
-  const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-config` }, data: { greeting: 'hello' } };
-  return `${JSON.stringify(d)}\n---\n${JSON.stringify(cm)}\n`;
-}
-
-async function startReplica(name: string, dataDir: string, dbUrl: string, key: string): Promise<Replica> {
-  const port = await freePort();
-  const args = [THREEPORT_BIN, 'server', '--role', 'controllers', '--no-auth', '--database-url', dbUrl, '--data-dir', join(dataDir, name)];
-  args.push('--metrics-port', String(port), '--host', '127.0.0.1', '--reconcile-lease', LEASE, '--reconcile-poll-interval', '200ms', '--resync-interval', '0');
-  args.push('--log-level', process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'warn');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ENCRYPTION_KEY: key } });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout!.on('data', () => {});
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const metricsUrl = `http://127.0.0.1:${port}`;
-  await until(`controllers replica ${name} ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`replica ${name} exited with ${child.exitCode}: ${stderr}`);
-    const r = await fetch(`${metricsUrl}/readyz`).catch(() => undefined);
-    return r?.ok ? true : undefined;
-  }, 60_000);
-  return { name, child, metricsUrl, exited, stderr: () => stderr };
-}
-
-/** lease → holders, from every live replica's /metrics. */
-async function owners(replicas: Replica[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const r of replicas) {
-    if (r.child.exitCode !== null || r.child.signalCode !== null) continue;
-    const text = await fetch(`${r.metricsUrl}/metrics`).then((x) => x.text()).catch(() => '');
-    for (const m of text.matchAll(/^threeport_lease_owned\{lease="([^"]+)",holder="([^"]+)"\} 1$/gm)) {
-      (out.get(m[1]!) ?? out.set(m[1]!, []).get(m[1]!)!).push(m[2]!);
-    }
-  }
-  return out;
-}
 
 test('controllers replicas share runtimes through leases: one watcher per runtime, failover after SIGKILL, no duplicate events', { skip: SKIP_KUBE ? SKIP_KUBE_REASON : false, timeout: 900_000 }, async (t) => {
   findKubeBinaries();
@@ -96,7 +40,7 @@ test('controllers replicas share runtimes through leases: one watcher per runtim
     const key = FieldCipher.generateKey();
     apiProc = await spawnServer(['--role', 'api', '--port', '0', '--host', '127.0.0.1', '--no-auth', '--database-url', pgServer.url, '--data-dir', join(dataDir, 'api')], { ENCRYPTION_KEY: key });
     const server = { url: apiProc.url } as RunningServer;
-    for (const n of ['r1', 'r2', 'r3']) replicas.push(await startReplica(n, dataDir, pgServer.url, key));
+    for (const n of ['r1', 'r2', 'r3']) replicas.push(await startReplica({ name: n, dataDir, databaseUrl: pgServer.url, key, lease: LEASE }));
     db = new pg.Client({ connectionString: pgServer.url });
     await db.connect();
 

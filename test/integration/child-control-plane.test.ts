@@ -3,7 +3,10 @@
 // starts a child `threeport server` (own embedded PostgreSQL, own certificates) that answers
 // /readyz over mutual TLS and lists its registration (its own IsSelf instance, the genesis copy,
 // the runtime). `tptctl get control-planes` on the parent shows the tree. A SIGKILLed child is
-// restarted with an event; deleting the instance removes its process, its data and its namespace.
+// restarted with an event; a restarted parent brings its child back on the same data and port; the
+// runtime cannot be deleted under it (409); deleting the instance removes its process, its data
+// and its namespace. On a runtime of another kind (kubeconfig) the instance fails at once with a
+// terminal error and an event naming the provider.
 // Bad input: a second control plane in the same namespace of a runtime is a 409, also when two
 // creates race; a missing or unknown runtime is a 400 naming the field.
 import assert from 'node:assert/strict';
@@ -69,7 +72,7 @@ async function tptctl(args: string[], configPath: string): Promise<{ code: numbe
 }
 
 test(
-  'child control planes: a ControlPlaneInstance on a kwok runtime runs a supervised child threeport server, registered and onboarded; tree, restart, delete, 409',
+  'child control planes: a ControlPlaneInstance on a kwok runtime runs a supervised child threeport server, registered and onboarded; tree, restart, parent restart, delete, 409, other runtimes refused',
   { skip: SKIP_KUBE ? SKIP_KUBE_REASON : false, timeout: 900_000 },
   async (t) => {
     findKubeBinaries();
@@ -78,18 +81,19 @@ test(
     let server: RunningServer | undefined;
     try {
       pg = await startTestPostgres();
-      server = await startServer({
+      const config = {
         port: 0,
         host: '127.0.0.1',
-        role: 'all',
+        role: 'all' as const,
         databaseUrl: pg.url,
         encryptionKey: FieldCipher.generateKey(),
         dataDir,
         auth: false,
         controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
         logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'info', destination: LOG_PATH }),
-      });
-      const s = server;
+      };
+      server = await startServer(config);
+      let s = server;
 
       // ---- the parent's runtime and its genesis registration (as tptctl up records them) ----
       const krd = await must(s, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'local', InfraProvider: 'kwok' });
@@ -155,6 +159,32 @@ test(
       assert.equal(names.length, 1, 'the loser wrote nothing');
       const winner = race.find((r) => r.status === 201)!.data[0]!;
       assert.equal((await api(s, 'DELETE', `/v0/control-plane-instances/${String(winner['ID'])}`)).status < 300, true);
+
+      // A runtime of another kind (a registered kubeconfig cluster): refused at once, with a reason, nothing installed.
+      const kcd = await must(s, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'registered', InfraProvider: 'kubeconfig', Reconciled: true });
+      const kci = await must(s, 'POST', '/v0/kubernetes-runtime-instances', {
+        Name: 'registered',
+        Location: 'Local',
+        APIEndpoint: kri['APIEndpoint'],
+        CACertificate: kri['CACertificate'],
+        Certificate: kri['Certificate'],
+        CertificateKey: s.store.decrypt(String(kri['CertificateKey'])),
+        KubernetesRuntimeDefinitionID: kcd['ID'],
+        Reconciled: true,
+      });
+      const onKubeconfig = await must(s, 'POST', '/v0/control-plane-instances', {
+        Name: 'on-kubeconfig',
+        Namespace: 'elsewhere',
+        KubernetesRuntimeInstanceID: kci['ID'],
+        ControlPlaneDefinitionID: childDef['ID'],
+      });
+      const refused = await until('the refusal event', async () => {
+        const o = (await api(s, 'GET', `/v0/control-plane-instances/${String(onKubeconfig['ID'])}`)).data[0];
+        const e = (await events(s, onKubeconfig['ID'])).find((x) => x['Reason'] === 'ControlPlaneRuntimeNotSupported');
+        return o?.['CreationFailed'] === true && e ? e : undefined;
+      }, 60_000);
+      assert.match(String(refused['Note']), /kubeconfig/);
+      assert.equal((await api(s, 'DELETE', `/v0/control-plane-instances/${String(onKubeconfig['ID'])}`)).status < 300, true);
 
       // ---- the child ------------------------------------------------------------------------------
       const t0 = Date.now();
@@ -244,10 +274,30 @@ test(
         assert.ok(!alive(pid1));
         t.diagnostic(`restarted: pid ${pid1} → ${pid2}`);
 
+        // The runtime cannot go while it hosts a control plane.
+        const busy = await api(s, 'DELETE', `/v0/kubernetes-runtime-instances/${String(kri['ID'])}`);
+        assert.equal(busy.status, 409, busy.text);
+
+        // ---- the parent restarts: the child comes back on its data and port ------------------------
+        await s.close();
+        await until('child stopped with its parent', () => (alive(pid2) ? undefined : true), 30_000);
+        server = await startServer(config);
+        s = server;
+        const pid3 = await until('the child again after the parent restarted', async () => {
+          const p = (JSON.parse(readFileSync(join(dir, 'child.json'), 'utf8')) as { pid: number }).pid;
+          return p !== pid2 && alive(p) && (await readyz(url, tls)) === 200 ? p : undefined;
+        }, 240_000);
+        const c2 = new ThreeportClient({ baseUrl: url, tls });
+        try {
+          assert.equal((await c2.listAll(controlPlane.ControlPlaneInstance)).filter((o) => o.IsSelf === true).length, 1, 'its data survived, nothing copied twice');
+        } finally {
+          c2.close();
+        }
+
         // ---- delete: process, data and namespace gone --------------------------------------------
         assert.ok((await api(s, 'DELETE', `/v0/control-plane-instances/${childId}`)).status < 300);
         await until('ControlPlaneInstance gone', async () => ((await api(s, 'GET', `/v0/control-plane-instances/${childId}`)).status === 404 ? true : undefined), 120_000);
-        await until('child process gone', () => (alive(pid2) ? undefined : true), 30_000);
+        await until('child process gone', () => (alive(pid3) ? undefined : true), 30_000);
         assert.ok(!existsSync(dir), 'the child data directory is removed');
         await until('namespace removed', async () => {
           const n = await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: 'child-ns' });

@@ -26,7 +26,7 @@ import { InputError, NotFoundError, describeError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { ReconcileQueue, type LeasedItem } from '../store/reconcile-queue.js';
 import type { Leases } from '../store/leases.js';
-import { NOTIFY_CHANNEL } from '../store/schema.js';
+import { CHANGE_CHANNEL, NOTIFY_CHANNEL } from '../store/schema.js';
 import { systemClock, type Clock } from './clock.js';
 import { LeaseLostError, ShutdownError, errorReason, eventOverride, isTerminal, requeueHint } from './errors.js';
 import { AVAILABLE, SYNCED, WAITING, applyConditions, condition, notSynced, type ConditionUpdate } from './conditions.js';
@@ -35,6 +35,7 @@ import { inTransaction } from './choreography.js';
 import { commitSuccess, type SuccessResult } from './success.js';
 import type { ReconcileMetrics } from './metrics.js';
 import { RetryPolicy, type RetryPolicyInput } from './retry-policy.js';
+import { WATCH_BACKSTOP_MS, WatchRouter, deleteOwnedFirst } from './watches.js';
 import type { Outcome, ReconcileContext, ReconcileResult, Reconciler, Settlement } from './types.js';
 
 export interface ReconcileRuntimeSettings {
@@ -147,6 +148,9 @@ export class ReconcileRuntime {
   readonly #store: ObjectStore;
   readonly #queue: ReconcileQueue;
   readonly #events = new EventRecorder();
+  readonly #watches: WatchRouter;
+  /** LISTEN on the change feed is up, so declared watches wake their objects. */
+  #hearingChanges = false;
   readonly #log: Logger;
   readonly #metrics: ReconcileMetrics | undefined;
   readonly #onSettled: ((s: Settlement) => void) | undefined;
@@ -220,6 +224,12 @@ export class ReconcileRuntime {
       });
     }
     for (const name of Object.keys(options.concurrencyByKind ?? {})) kindNamed(name);
+    this.#watches = new WatchRouter(options.reconcilers, this.#store, this.#queue, this.#log);
+  }
+
+  /** Resolves once every change heard so far has been routed to its watchers (tests). */
+  watchesSettled(): Promise<void> {
+    return this.#watches.settled();
   }
 
   /** Prepares the resync table and starts consuming the queue. */
@@ -311,6 +321,7 @@ export class ReconcileRuntime {
     const client = this.#store.db.newClient();
     this.#listenClient = client;
     client.on('notification', (msg) => {
+      if (msg.channel === CHANGE_CHANNEL) return this.#watches.heard(msg.payload ?? '');
       const lane = this.#lanes.get(msg.payload ?? '');
       if (lane) {
         lane.hint = true;
@@ -327,6 +338,8 @@ export class ReconcileRuntime {
     }
     try {
       await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      // Only a process whose reconcilers watch or own something hears every write.
+      if (this.#watches.active) await client.query(`LISTEN ${CHANGE_CHANNEL}`);
     } catch (err) {
       // The database does not do LISTEN (some PostgreSQL-compatible engines): poll only.
       this.#listenClient = undefined;
@@ -336,12 +349,14 @@ export class ReconcileRuntime {
     }
     if (this.#listenFailures > 0) this.#log.info('LISTEN connection restored');
     this.#listenFailures = 0;
+    this.#hearingChanges = this.#watches.active;
     this.#wakeAll(); // anything notified while we were not listening
   }
 
   #listenLost(client: pg.Client, err?: unknown): void {
     if (this.#listenClient !== client) return;
     this.#listenClient = undefined;
+    this.#hearingChanges = false;
     void client.end().catch(() => {});
     if (this.#stopping) return;
     const delay = Math.min(30_000, 500 * 2 ** this.#listenFailures);
@@ -495,7 +510,14 @@ export class ReconcileRuntime {
       const handler = op === 'Created' ? lane.reconciler.created : op === 'Updated' ? lane.reconciler.updated : lane.reconciler.deleted;
       let result: ReconcileResult;
       try {
-        result = handler ? await handler.call(lane.reconciler, this.#context(held, attempt, log), object) : undefined;
+        // An owner goes after its children (`owns`): ask for their deletion, and wait until the
+        // last one is gone (its soft delete wakes this item through the change feed).
+        const owns = op === 'Deleted' ? lane.reconciler.owns : undefined;
+        const children = owns?.length ? await deleteOwnedFirst(this.#store, owns, item.objectId) : 0;
+        if (children > 0) {
+          result = { requeueAfterMs: this.#hearingChanges ? WATCH_BACKSTOP_MS : this.#pollIntervalMs };
+          log().debug({ children }, 'waiting for owned objects to be deleted first');
+        } else result = handler ? await handler.call(lane.reconciler, this.#context(held, attempt, log), object) : undefined;
         if (result !== undefined && result !== null) {
           const delay = (result as { requeueAfterMs?: unknown }).requeueAfterMs;
           if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
@@ -551,7 +573,12 @@ export class ReconcileRuntime {
     const { item, lane } = held;
     const store = this.#store;
     const clock = this.clock;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getter below reads a private field
+    const engine = this;
     return {
+      get watching() {
+        return engine.#hearingChanges;
+      },
       kind: lane.kind,
       id: item.objectId,
       operation: item.operation,

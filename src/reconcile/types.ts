@@ -46,6 +46,38 @@ export interface ReconcileContext {
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   /** Records an event on this object (de-duplicated); the runtime records success and failure events itself. */
   recordEvent(event: { reason: string; note: string; type?: EventType }): Promise<void>;
+  /**
+   * True while the engine hears the store's change feed, so a declared watch wakes this object
+   * when what it waits for changes; false (no LISTEN) means a wait must poll. See `untilWoken`.
+   */
+  readonly watching: boolean;
+}
+
+/**
+ * "Reconcile some of my objects when an object of `kind` is written": one edge of the dependency
+ * graph (src/controllers/graph.ts declares them all). The engine hears every write on the store's
+ * change feed, reads the written object, and queues what `map` returns, unless `when` says no.
+ */
+export interface Watch {
+  /** The watched kind, e.g. "KubernetesRuntimeInstance". */
+  readonly kind: string;
+  /** The mapping in words, for the graph page, e.g. "the instances on the runtime, once it is Reconciled". */
+  readonly via: string;
+  /** A cheap test of the written object (no I/O); false skips `map`. */
+  readonly when?: (changed: JsonObject) => boolean;
+  /** IDs of the watcher's own kind to reconcile because `changed` was written. */
+  map(changed: JsonObject, store: ObjectStore): Promise<number[]>;
+}
+
+/**
+ * "Objects of `kind` whose field `by` holds my ID are mine." When the owner is deleted the engine
+ * deletes them first and runs the owner's `deleted` only once they are gone; when the owner is
+ * reconciled, they are reconciled too.
+ */
+export interface Owns {
+  readonly kind: string;
+  /** The child's field that holds the owner's ID, e.g. "WorkloadInstanceID". */
+  readonly by: string;
 }
 
 export interface Reconciler<T extends JsonObject = JsonObject> {
@@ -55,6 +87,10 @@ export interface Reconciler<T extends JsonObject = JsonObject> {
   readonly controller?: string;
   /** Reconciles of this kind running at once in one process; default from the runtime. */
   readonly concurrency?: number;
+  /** Kinds whose writes queue objects of this kind (the graph's edges into this kind). */
+  readonly watches?: readonly Watch[];
+  /** Kinds whose objects this kind owns: deleted before it, reconciled after it. */
+  readonly owns?: readonly Owns[];
   created?(ctx: ReconcileContext, object: T): Promise<ReconcileResult>;
   updated?(ctx: ReconcileContext, object: T): Promise<ReconcileResult>;
   /** Clean up; the runtime then confirms the deletion and soft-deletes the row (spec §1.7). */

@@ -137,6 +137,32 @@ const SQL = {
     RETURNING kind`,
 };
 
+/**
+ * Queues `Updated` for the live objects `ids` of `kind` because something they watch changed
+ * (src/reconcile/watches.ts). An object with no queue row gets one, unless it is being deleted
+ * (`onlyQueued` never adds rows: an owner waiting for its children). A row waiting for a retry
+ * or requeue is due now, with its attempts reset; a leased row's generation moves, so the
+ * running reconcile runs once more; a due row is left alone; a parked (terminal) row stays
+ * parked, since only a change to the object itself retries it.
+ */
+function wakeSql(kind: Kind, onlyQueued: boolean): string {
+  const live = `t.deleted_at IS NULL AND t.id = ANY($1::bigint[])`;
+  const insertable = onlyQueued
+    ? `EXISTS (SELECT 1 FROM ${T} e WHERE e.kind = '${kind.name}' AND e.object_id = t.id)`
+    : `(coalesce(t.data->>'DeletionScheduled', '') = '' OR EXISTS (SELECT 1 FROM ${T} e WHERE e.kind = '${kind.name}' AND e.object_id = t.id))`;
+  return `WITH q AS (
+      INSERT INTO ${T} AS q (kind, object_id, operation)
+      SELECT '${kind.name}', t.id, 'Updated' FROM ${kind.table} t WHERE ${live} AND ${insertable}
+      ON CONFLICT (kind, object_id) DO UPDATE SET
+        not_before = CASE WHEN q.not_before > now() THEN now() ELSE q.not_before END,
+        attempts = CASE WHEN q.not_before > now() THEN 0 ELSE q.attempts END,
+        generation = q.generation + CASE WHEN q.lease_owner IS NOT NULL THEN 1 ELSE 0 END
+      WHERE q.not_before <> 'infinity' AND (q.not_before > now() OR q.lease_owner IS NOT NULL)
+      RETURNING q.kind),
+    n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', '${kind.name}') WHERE EXISTS (SELECT 1 FROM q))
+    SELECT (SELECT count(*) FROM q)::int AS woken, (SELECT count(*) FROM n)::int AS notified`;
+}
+
 export class ReconcileQueue {
   constructor(readonly db: Database) {}
 
@@ -215,6 +241,17 @@ export class ReconcileQueue {
       values: [item.kind, item.objectId, owner, item.generation, delayMs, skewMs, preferOwner ?? null],
     });
     return (res.rowCount ?? 0) > 0;
+  }
+
+  /** Wakes objects of `kind` whose watched objects changed; returns how many rows it queued or woke. */
+  async wake(kind: Kind, ids: readonly number[], onlyQueued = false): Promise<number> {
+    if (ids.length === 0) return 0;
+    const res = await this.db.query<{ woken: number }>({
+      name: `reconcile_wake_${kind.name}_${onlyQueued ? 'q' : 'a'}`,
+      text: wakeSql(kind, onlyQueued),
+      values: [ids],
+    });
+    return res.rows[0]?.woken ?? 0;
   }
 
   /** Gives items back untouched (shutdown, or leased but never started). */

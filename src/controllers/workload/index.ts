@@ -37,6 +37,8 @@ import { KubeError } from '../../providers/kube/errors.js';
 import type { KubeClusterClient, KubeObject, ObjectRef } from '../../providers/kube/client.js';
 import { requestRuntimeProvisioning } from '../aws/common.js';
 import { workloadDefinitionReconciler } from './definition.js';
+import { edgesOf } from '../graph.js';
+import { untilWoken } from '../../reconcile/wait-for.js';
 import {
   ANNOTATION_DEFINITION,
   ANNOTATION_MANAGED_NAMESPACE,
@@ -154,7 +156,6 @@ export class WorkloadController {
   readonly #rechecks = new Map<number, { at: number; timer: NodeJS.Timeout }>();
   readonly #driftPending = new Set<number>();
   /** Instances that some instance waits on (DependsOn) in this process. */
-  readonly #awaited = new Set<number>();
   readonly #wrdCache = new Map<number, { version: string; wrds: JsonObject[] }>();
   #statusTimer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
@@ -469,7 +470,6 @@ export class WorkloadController {
     }
     this.#log.debug({ id, status: result.status, detail: result.detail }, 'workload instance status');
     state.written = key;
-    if (result.status === 'Healthy' && this.#awaited.delete(id)) await this.#wakeDependents(store, id);
   }
 
   #recheckAt(id: number, at: number): void {
@@ -482,14 +482,6 @@ export class WorkloadController {
     }, Math.max(0, at - Date.now()) + 50);
     timer.unref();
     this.#rechecks.set(id, { at, timer });
-  }
-
-  /** Instances waiting for this one to be Healthy run now rather than at their next poll. */
-  async #wakeDependents(store: ObjectStore, id: number): Promise<void> {
-    for (const dependent of await store.find(WorkloadInstance, { DependsOn: [id] })) {
-      if (dependent['Reconciled'] === true || dependent['DeletionScheduled']) continue;
-      await requestReconcile(store, WorkloadInstance, Number(dependent['ID'])).catch(() => {});
-    }
   }
 
   // ---- drift --------------------------------------------------------------------------------
@@ -521,6 +513,8 @@ export class WorkloadController {
       // A reconcile mostly waits on the cluster's API server, so more run at once than the
       // runtime's default: bench/workloads met its 1.5x goal at 24 and missed it at 16.
       concurrency: 24,
+      // Waiting for a runtime, a definition or a dependency is a reaction to these writes.
+      ...edgesOf(WorkloadInstance.name),
       created: (ctx, wi) => this.#converge(ctx, wi),
       updated: (ctx, wi) => this.#converge(ctx, wi),
       deleted: (ctx, wi) => this.#remove(ctx, wi),
@@ -536,13 +530,16 @@ export class WorkloadController {
     }
   }
 
-  /** Not ready to apply yet: say why (event, Status Reconciling) and look again soon. */
+  /**
+   * Not ready to apply yet: say why (event, Status Reconciling) and wait for the write that the
+   * graph's watches turn into a wake-up (the runtime, definition or dependency becoming ready).
+   */
   async #wait(ctx: ReconcileContext, state: InstanceState, reason: string, note: string): Promise<ReconcileResult> {
     if (state.phase !== 'applied') state.phase = 'reconciling';
     await ctx.recordEvent({ reason, note, type: 'Normal' });
     await this.#refreshStatus(ctx.id);
     const waited = ctx.clock.now() - ctx.firstQueuedAt.getTime();
-    return { requeueAfterMs: Math.round(Math.min(10_000, Math.max(1_000, waited / 10))) };
+    return untilWoken(ctx, Math.round(Math.min(10_000, Math.max(1_000, waited / 10))));
   }
 
   async #runtimeOf(ctx: ReconcileContext, wi: JsonObject): Promise<JsonObject> {
@@ -566,7 +563,6 @@ export class WorkloadController {
       if (!dep) throw new TerminalError(`${label(wi)} depends on WorkloadInstance ${depId}, which does not exist`);
       if (dep['DeletionScheduled']) throw new TerminalError(`${label(wi)} depends on ${label(dep)}, which is being deleted`);
       if (dep['Status'] === 'Healthy') continue;
-      this.#awaited.add(depId);
       // Two concurrent updates can still close a cycle the API checks one at a time.
       const cycle = await WorkloadInstance.checkStored?.(wi, { id: ctx.id, get: (k, i) => this.#get(ctx, KIND_BY_NAME.get(k)!, i) });
       if (cycle) throw new TerminalError(`${label(wi)}: ${cycle}`);
@@ -695,7 +691,6 @@ export class WorkloadController {
       if (statusKey(derived.status, derived.reason) !== state.written) await tx.patch(WorkloadInstance, id, statusFields(derived), { enqueue: false });
     });
     state.written = statusKey(derived.status, derived.reason);
-    if (derived.status === 'Healthy' && this.#awaited.delete(id)) await this.#wakeDependents(store, id);
     // Derived again shortly: a watch may have written meanwhile from an older phase.
     this.#dirty.add(id);
     // Remove what is no longer wanted (recorded WRIs only).
@@ -939,7 +934,7 @@ export class WorkloadController {
         note: `waiting for dependent WorkloadInstance ${JSON.stringify(d['Name'])} (ID ${String(d['ID'])}) to be deleted first`,
       });
       const waited = ctx.clock.now() - ctx.firstQueuedAt.getTime();
-      return { requeueAfterMs: Math.round(Math.min(10_000, Math.max(1_000, waited / 10))) };
+      return untilWoken(ctx, Math.round(Math.min(10_000, Math.max(1_000, waited / 10))));
     }
 
     // Objects attached to the instance (gateways, secrets, databases, ...), except its events.

@@ -5,6 +5,9 @@
 import { KubernetesRuntimeInstance } from '../kinds/kubernetes-runtime.js';
 import { WorkloadDefinition, WorkloadInstance, dependencyIds } from '../kinds/workload.js';
 import type { JsonObject } from '../kinds/validate.js';
+import type { Kind } from '../kinds/declare.js';
+import { HelmWorkloadInstance } from '../kinds/helm-workload.js';
+import { SecretDefinition, SecretInstance } from '../kinds/secret.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Owns, Watch } from '../reconcile/types.js';
 
@@ -16,12 +19,33 @@ export interface KindEdges {
 const ids = (objects: readonly JsonObject[]): number[] => objects.map((o) => Number(o['ID']));
 const live = (o: JsonObject): boolean => !o['DeletionScheduled'] && !o['DeletedAt'];
 
-/** Instances of `WorkloadInstance` matching `filter` that still wait for something (not yet Reconciled). */
-async function waitingInstances(store: ObjectStore, filter: JsonObject): Promise<number[]> {
-  return ids((await store.find(WorkloadInstance, { ...filter, Reconciled: false })).filter(live));
+/** Objects of `kind` matching `filter` that still wait for something (not yet Reconciled). */
+async function waiting(store: ObjectStore, kind: Kind, filter: JsonObject): Promise<number[]> {
+  return ids((await store.find(kind, { ...filter, Reconciled: false })).filter(live));
 }
+const waitingInstances = (store: ObjectStore, filter: JsonObject) => waiting(store, WorkloadInstance, filter);
 
 export const GRAPH: Readonly<Record<string, KindEdges>> = {
+  SecretInstance: {
+    watches: [
+      {
+        kind: SecretDefinition.name,
+        via: 'the waiting instances of the definition, once it is Reconciled (stored in AWS Secrets Manager)',
+        when: (d) => d['Reconciled'] === true && live(d),
+        map: (d, store) => waiting(store, SecretInstance, { SecretDefinitionID: Number(d['ID']) }),
+      },
+    ],
+  },
+  HelmWorkloadInstance: {
+    watches: [
+      {
+        kind: KubernetesRuntimeInstance.name,
+        via: 'the waiting HelmWorkloadInstances on the runtime, once it has an API endpoint',
+        when: (r) => Boolean(r['APIEndpoint']) && live(r),
+        map: (r, store) => waiting(store, HelmWorkloadInstance, { KubernetesRuntimeInstanceID: Number(r['ID']) }),
+      },
+    ],
+  },
   WorkloadInstance: {
     watches: [
       {

@@ -78,7 +78,7 @@ const SQL = {
           ORDER BY q.not_before
           LIMIT want.n
           FOR UPDATE SKIP LOCKED) c)
-    UPDATE ${T} q SET lease_owner = $3, lease_expires_at = ${at(5)} + $4::double precision * interval '1 millisecond'
+    UPDATE ${T} q SET woken = false, lease_owner = $3, lease_expires_at = ${at(5)} + $4::double precision * interval '1 millisecond'
     FROM due WHERE q.kind = due.kind AND q.object_id = due.object_id AND ${NO_FLUSH_USED}
     RETURNING q.kind, q.object_id, q.operation, q.generation, q.attempts, q.first_queued_at, q.payload`,
 
@@ -105,8 +105,9 @@ const SQL = {
     RETURNING attempts, not_before`,
 
   // The reconciler asked to run again later (polling an external operation): not a failure.
-  requeue: `UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, attempts = 0, prefer_owner = $7::text,
+  requeue: `UPDATE ${T} SET lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, attempts = 0, prefer_owner = $7::text, woken = false,
       not_before = CASE WHEN generation <> $4 THEN not_before
+                        WHEN woken THEN ${at(6)}
                         ELSE ${at(6)} + $5::double precision * interval '1 millisecond' END
     WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 RETURNING 1`,
 
@@ -141,9 +142,10 @@ const SQL = {
  * Queues `Updated` for the live objects `ids` of `kind` because something they watch changed
  * (src/reconcile/watches.ts). An object with no queue row gets one, unless it is being deleted
  * (`onlyQueued` never adds rows: an owner waiting for its children). A row waiting for a retry
- * or requeue is due now, with its attempts reset; a leased row's generation moves, so the
- * running reconcile runs once more; a due row is left alone; a parked (terminal) row stays
- * parked, since only a change to the object itself retries it.
+ * or requeue is due now, with its attempts reset; a leased row is marked `woken`, so a requeue
+ * the running reconcile returns (it was waiting) is due at once, while a success or a failure
+ * stands (a terminal failure stays parked: only a change to the object itself retries it); a
+ * due row is left alone.
  */
 function wakeSql(kind: Kind, onlyQueued: boolean): string {
   const live = `t.deleted_at IS NULL AND t.id = ANY($1::bigint[])`;
@@ -156,7 +158,7 @@ function wakeSql(kind: Kind, onlyQueued: boolean): string {
       ON CONFLICT (kind, object_id) DO UPDATE SET
         not_before = CASE WHEN q.not_before > now() THEN now() ELSE q.not_before END,
         attempts = CASE WHEN q.not_before > now() THEN 0 ELSE q.attempts END,
-        generation = q.generation + CASE WHEN q.lease_owner IS NOT NULL THEN 1 ELSE 0 END
+        woken = q.lease_owner IS NOT NULL
       WHERE q.not_before <> 'infinity' AND (q.not_before > now() OR q.lease_owner IS NOT NULL)
       RETURNING q.kind),
     n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', '${kind.name}') WHERE EXISTS (SELECT 1 FROM q))

@@ -88,6 +88,9 @@ export function schemaDdl(kinds: readonly Kind[]): string[] {
     `ALTER TABLE ${QUEUE_TABLE} ADD COLUMN IF NOT EXISTS prefer_owner text`,
     leaseDdl(),
     `CREATE INDEX IF NOT EXISTS ${LEASE_TABLE}_holder ON ${LEASE_TABLE} (holder)`,
+    // A watched object changed while this item was leased (src/reconcile/watches.ts): a
+    // requeue that the running reconcile returns is due at once instead of at its delay.
+    `ALTER TABLE ${QUEUE_TABLE} ADD COLUMN IF NOT EXISTS woken boolean NOT NULL DEFAULT false`,
     // When each kind was last queued for resync: exactly one controller process claims each interval.
     `CREATE TABLE IF NOT EXISTS ${RESYNC_TABLE} (
        kind text PRIMARY KEY,

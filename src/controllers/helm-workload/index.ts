@@ -38,6 +38,8 @@ import { HelmReleases, localChartDigest } from '../../providers/helm/releases.js
 import type { ObjectStore } from '../../store/object-store.js';
 import type { ControllerContext } from '../index.js';
 import { HelmStatusMonitor } from './status.js';
+import { edgesOf } from '../graph.js';
+import { untilWoken } from '../../reconcile/wait-for.js';
 
 export const CONTROLLER_NAME = 'HelmWorkloadController';
 /** A CA bundle (PEM file) trusted for https chart repositories and OCI registries. */
@@ -223,6 +225,8 @@ export class HelmWorkloadController {
       controller: CONTROLLER_NAME,
       // helm is CPU-hungry; two at a time per process.
       concurrency: 2,
+      // A runtime getting its API endpoint wakes the instances waiting for it.
+      ...edgesOf(HelmWorkloadInstance.name),
       created: (ctx, instance) => this.#deployAndLook(ctx, instance),
       updated: (ctx, instance) => this.#deployAndLook(ctx, instance),
       deleted: (ctx, instance) => this.#remove(ctx, instance),
@@ -312,7 +316,7 @@ export class HelmWorkloadController {
     if (!connected) {
       // A runtime still being provisioned (e.g. EKS): wait without counting failures.
       ctx.log.info({ runtimeId: instance['KubernetesRuntimeInstanceID'] }, 'the runtime has no API endpoint yet; waiting for it');
-      return { requeueAfterMs: RUNTIME_NOT_READY_RETRY_MS };
+      return untilWoken(ctx, RUNTIME_NOT_READY_RETRY_MS);
     }
     const { runtime, conn } = connected;
     if (!namespace) {

@@ -37,6 +37,8 @@ import {
   workloadResources,
 } from '../aws/common.js';
 import { controllerDeps, type AwsControllerDeps, type AwsControllerOptions } from '../aws/deps.js';
+import { edgesOf } from '../graph.js';
+import { untilWoken } from '../../reconcile/wait-for.js';
 
 export const SECRET_CONTROLLER_NAME = 'SecretController';
 /** On the delivered Secret: which SecretInstance wrote it, and the Secrets Manager version it holds. */
@@ -147,7 +149,7 @@ function secretInstanceReconciler(deps: AwsControllerDeps, refreshMs: number): R
     if (def['Reconciled'] !== true) {
       await ctx.patchSelf({ Status: `waiting for ${label(SecretDefinition.name, def)} to be stored in AWS Secrets Manager` });
       // Short: the definition is usually stored within a second of the instance being created.
-      return { requeueAfterMs: Math.min(deps.waitPollMs, refreshMs, 1_000) };
+      return untilWoken(ctx, Math.min(deps.waitPollMs, refreshMs, 1_000));
     }
     const target = await targetOf(ctx, obj, what);
     if (target.kind === 'gone') {
@@ -226,6 +228,8 @@ function secretInstanceReconciler(deps: AwsControllerDeps, refreshMs: number): R
 
   return {
     kind: SecretInstance.name,
+    // The definition being stored in AWS wakes the instances waiting for it.
+    ...edgesOf(SecretInstance.name),
     controller: SECRET_CONTROLLER_NAME,
     created: reconcile,
     updated: reconcile,

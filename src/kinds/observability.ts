@@ -44,8 +44,9 @@ function valuesProblem(kind: string, fields: Readonly<Record<string, unknown>>):
 
 /** Where a running stack (or part) answers; written by the observability controller. */
 const endpointFields = {
-  PrometheusURL: f.string({ query: false, description: 'Prometheus (HTTP API) of this stack, when metrics run.' }),
+  PrometheusURL: f.string({ observed: true, query: false, description: 'Prometheus (HTTP API) of this stack, when metrics run.' }),
   LogsURL: f.string({
+    observed: true,
     query: false,
     description: 'The log store of this stack (VictoriaLogs: Loki push API at /insert/loki/api/v1/push, LogsQL at /select/logsql/query), when logging runs.',
   }),

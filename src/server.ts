@@ -95,6 +95,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const db = await Database.open({
     ...(config.databaseUrl ? { url: config.databaseUrl } : { embeddedDir: join(config.dataDir, 'db') }),
     log: (line) => log.info(line),
+    onPoolError: (err) => log.warn({ err: err.message }, 'an idle PostgreSQL connection failed'),
   });
   let app: FastifyInstance | undefined;
   let controllers: ReconcileRuntime | undefined;

@@ -1,6 +1,7 @@
 // Errors a reconciler throws, and what the runtime does with them. Whether a
 // failure is retried is data on the error (`retryable`), not an accident of
 // which class was thrown: any error carrying `retryable: false` is terminal.
+import { describeError } from '../errors.js';
 
 export interface EventOverride {
   reason: string;
@@ -69,8 +70,17 @@ export function requeueHint(err: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
 }
 
+/**
+ * The event to record instead of the default `Failed<Op>` one: a ReconcileError's own, or, for a
+ * provider error that names an event reason (`eventReason`, e.g. RuntimeProviderError), that
+ * reason with the error's message. Other errors keep upstream's Failed<Op> reasons, which
+ * upstream clients read; their `reason` goes to the Synced condition.
+ */
 export function eventOverride(err: unknown): EventOverride | undefined {
-  return err instanceof ReconcileError ? err.event : undefined;
+  if (err instanceof ReconcileError) return err.event;
+  const reason = typeof err === 'object' && err !== null ? (err as { eventReason?: unknown }).eventReason : undefined;
+  if (typeof reason === 'string' && reason !== '') return { reason, note: describeError(err), type: 'Warning' };
+  return undefined;
 }
 
 /**

@@ -275,7 +275,9 @@ export class ReconcileRuntime {
     if (this.#resyncIntervalMs > 0) {
       this.#leases?.want(RESYNC_LEASE);
       const tick = Math.min(60_000, Math.max(1_000, Math.floor(this.#resyncIntervalMs / 10)));
-      this.#timers.push(setInterval(() => void this.resync().catch(() => {}), tick).unref());
+      this.#timers.push(
+        setInterval(() => void this.resync().catch((err: unknown) => this.#log.warn({ err: describeError(err) }, 'resync failed; the next tick tries again')), tick).unref(),
+      );
     }
     void this.#reportWaitingKinds();
     if (this.#listenEnabled) void this.#listen();
@@ -538,7 +540,9 @@ export class ReconcileRuntime {
         if (!(await this.#queue.requeue(item, this.owner, delayMs, this.clock.skewMs, to))) throw new LeaseLostError(item.kind, item.objectId);
         if (to) {
           // The owner may be asleep until its next poll: wake it (every replica listens on the kind's channel).
-          await this.#store.db.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, item.kind]).catch(() => {});
+          await this.#store.db
+            .query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, item.kind])
+            .catch((e: unknown) => log().warn({ err: describeError(e) }, 'cannot wake the owner; it polls'));
           log().debug({ to }, 'handed to the replica that owns its runtime');
         } else {
           this.#wakeLaneIn(lane, delayMs);
@@ -555,7 +559,7 @@ export class ReconcileRuntime {
         return settle('lease-lost');
       }
       if (err instanceof NotFoundError) {
-        await this.#queue.drop(item, this.owner).catch(() => {});
+        await this.#queue.drop(item, this.owner).catch((e: unknown) => log().warn({ err: describeError(e) }, 'cannot drop the item; its lease expires'));
         return settle('dropped');
       }
       const message = describeError(err);
@@ -563,7 +567,8 @@ export class ReconcileRuntime {
       const delayMs = this.retry.delay(attempt);
       await this.#queue
         .fail(item, this.owner, { delayMs, terminal: false, message: `controller error: ${message}`.slice(0, MAX_NOTE_LENGTH) }, this.clock.skewMs)
-        .catch(() => {}); // the database is unreachable: the lease expires and the item returns
+        // The database is unreachable: the lease expires and the item returns.
+        .catch((e: unknown) => log().warn({ err: describeError(e) }, 'cannot record the failure either; the lease expires and the item returns'));
       this.#wakeLaneIn(lane, delayMs);
       return settle('error', { error: message, delayMs });
     }

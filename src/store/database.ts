@@ -14,6 +14,8 @@ export interface DatabaseOptions {
   embeddedDir?: string;
   poolSize?: number;
   log?: (line: string) => void;
+  /** Where the pool reports an idle connection's failure (default: a line on stderr). */
+  onPoolError?: (err: Error) => void;
 }
 
 /** A pool or a transaction's client: what store operations run their statements on. */
@@ -26,11 +28,12 @@ export class Database {
   readonly embedded: EmbeddedPostgres | undefined;
   readonly #connection: pg.PoolConfig;
 
-  private constructor(config: pg.PoolConfig, embedded?: EmbeddedPostgres) {
+  private constructor(config: pg.PoolConfig, embedded?: EmbeddedPostgres, onPoolError?: (err: Error) => void) {
     this.#connection = config;
     this.pool = new pg.Pool(config);
-    // An idle client's error (e.g. the server restarted) must not crash the process.
-    this.pool.on('error', () => {});
+    // An idle client's error (e.g. the server restarted) must not crash the process, nor go
+    // unseen: it is often the first sign of a database outage.
+    this.pool.on('error', onPoolError ?? ((err) => process.stderr.write(`threeport: idle PostgreSQL connection failed: ${err.message}\n`)));
     this.embedded = embedded;
   }
 
@@ -42,14 +45,14 @@ export class Database {
       application_name: 'threeport',
     };
     if (options.url) {
-      const db = new Database({ ...common, connectionString: options.url });
+      const db = new Database({ ...common, connectionString: options.url }, undefined, options.onPoolError);
       await db.#ping();
       return db;
     }
     if (!options.embeddedDir) throw new Error('either a database URL or a directory for the embedded database is required');
     const embedded = new EmbeddedPostgres({ dir: options.embeddedDir, ...(options.log ? { log: options.log } : {}) });
     await embedded.start();
-    const db = new Database({ ...common, ...embedded.connection }, embedded);
+    const db = new Database({ ...common, ...embedded.connection }, embedded, options.onPoolError);
     await db.#ping();
     return db;
   }

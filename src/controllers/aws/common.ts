@@ -10,8 +10,7 @@ import { WorkloadInstance, WorkloadResourceInstance } from '../../kinds/workload
 import type { JsonObject } from '../../kinds/validate.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
-import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
-import { AwsCallError, ProvisioningError } from '../../providers/aws/errors.js';
+import { TerminalError } from '../../reconcile/errors.js';
 import type { AwsAccountRecord } from '../../providers/aws/credentials.js';
 import { parseInventory, type ResourceInventory } from '../../providers/aws/inventory.js';
 import { runtimeNetwork, type RuntimeNetwork } from '../../providers/aws/eks.js';
@@ -23,18 +22,6 @@ export function label(kind: string, o: JsonObject): string {
 export function idOf(o: JsonObject, field = 'ID'): number | undefined {
   const v = o[field];
   return typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined;
-}
-
-/** Provider failures as reconcile errors: terminal when retrying cannot help. */
-export function asReconcileError(err: unknown): unknown {
-  if (err instanceof ProvisioningError) return new TerminalError(err.message);
-  if (err instanceof AwsCallError) {
-    const status = err.httpStatus ?? 0;
-    // Permission and validation errors need a person; throttling and 5xx were already retried by the provider.
-    const terminal = status >= 400 && status < 500 && status !== 429 && /AccessDenied|Unauthorized|InvalidParameter|Validation|Malformed/.test(err.code ?? '');
-    return terminal ? new TerminalError(err.message) : new ReconcileError(err.message);
-  }
-  return err;
 }
 
 /** The account by ID, or the default account when `id` is empty (spec §3.2). */

@@ -21,7 +21,7 @@ import { newInventory, type ResourceInventory } from '../../providers/aws/invent
 import { stackName } from '../../providers/aws/tags.js';
 import { tokenNeedsRefresh } from '../../providers/aws/connection.js';
 import { describeAwsError } from '../../providers/aws/errors.js';
-import { asReconcileError, getOrUndefined, idOf, inventoryOf, label, loadAccount, runtimeUser } from './common.js';
+import { getOrUndefined, idOf, inventoryOf, label, loadAccount, runtimeUser } from './common.js';
 import type { AwsControllerDeps } from './deps.js';
 
 const KIND = AwsEksKubernetesRuntimeInstance.name;
@@ -128,19 +128,15 @@ export function eksRuntimeReconciler(deps: AwsControllerDeps): Reconciler {
     if (!obj['CreationAcknowledged']) await ctx.patchSelf({ CreationAcknowledged: new Date(ctx.clock.now()).toISOString() });
     const session = deps.provider(ctx.store).session(loaded.account, loaded.region);
     let result;
-    try {
-      result = await provisionEks({
-        session,
-        stack: loaded.stack,
-        spec: loaded.spec,
-        inventory: inventory?.phase === 'deferred' ? undefined : inventory,
-        save: saver(ctx),
-        signal: ctx.signal,
-        poll: deps.eksPoll,
-      });
-    } catch (err) {
-      throw asReconcileError(err);
-    }
+    result = await provisionEks({
+      session,
+      stack: loaded.stack,
+      spec: loaded.spec,
+      inventory: inventory?.phase === 'deferred' ? undefined : inventory,
+      save: saver(ctx),
+      signal: ctx.signal,
+      poll: deps.eksPoll,
+    });
     if (!result.done) return { requeueAfterMs: result.pollMs };
     await writeConnection(ctx, obj, loaded, true);
     await ctx.patchSelf({
@@ -163,11 +159,7 @@ export function eksRuntimeReconciler(deps: AwsControllerDeps): Reconciler {
       if (!obj['DeletionAcknowledged']) await ctx.patchSelf({ DeletionAcknowledged: new Date(ctx.clock.now()).toISOString() });
       const session = deps.provider(ctx.store).session(loaded.account, inventory.region || loaded.region);
       let result;
-      try {
-        result = await deleteEks({ session, stack: inventory.stack, spec: loaded.spec, inventory, save: saver(ctx), signal: ctx.signal, poll: deps.eksPoll });
-      } catch (err) {
-        throw asReconcileError(err);
-      }
+      result = await deleteEks({ session, stack: inventory.stack, spec: loaded.spec, inventory, save: saver(ctx), signal: ctx.signal, poll: deps.eksPoll });
       if (!result.done) return { requeueAfterMs: result.pollMs };
       return;
     },

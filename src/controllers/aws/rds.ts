@@ -27,7 +27,6 @@ import { stackName } from '../../providers/aws/tags.js';
 import {
   OWNER_ANNOTATION_PREFIX,
   annotations,
-  asReconcileError,
   canonical,
   createWri,
   ensureAttached,
@@ -156,39 +155,33 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
     const credentials = delivered ?? held!;
     const credentialsLabel = delivered ? 'delivered' : held!.label;
     let result;
-    try {
-      result = await provisionDatabase({
-        session,
-        stack,
-        network: runtime.network,
-        db: {
-          engine: String(def['Engine']),
-          engineVersion: String(def['EngineVersion']),
-          databaseName: database,
-          port,
-          backupDays: Number(def['BackupDays'] ?? 0),
-          instanceClass: RDS_MACHINE_SIZES[String(def['MachineSize'])]!,
-          storageGb: Number(def['StorageGb']),
-        },
-        credentials: { username: credentials.username, password: credentials.password },
-        credentialsLabel,
-        inventory,
-        save: saver(ctx),
-        signal: ctx.signal,
-        pollMs: deps.waitPollMs,
-      });
-    } catch (err) {
-      throw asReconcileError(err);
-    }
+    result = await provisionDatabase({
+      session,
+      stack,
+      network: runtime.network,
+      db: {
+        engine: String(def['Engine']),
+        engineVersion: String(def['EngineVersion']),
+        databaseName: database,
+        port,
+        backupDays: Number(def['BackupDays'] ?? 0),
+        instanceClass: RDS_MACHINE_SIZES[String(def['MachineSize'])]!,
+        storageGb: Number(def['StorageGb']),
+      },
+      credentials: { username: credentials.username, password: credentials.password },
+      credentialsLabel,
+      inventory,
+      save: saver(ctx),
+      signal: ctx.signal,
+      pollMs: deps.waitPollMs,
+    });
     if (!result.done) return { requeueAfterMs: result.pollMs };
 
     const entry = result.inventory.resources['db-instance']!;
     let username = credentials.username;
     if (!delivered && entry['credentialsLabel'] !== credentialsLabel) {
       // Not created with the credentials held here (a crash, another replica, or a lost Secret): set the password.
-      await resetMasterPassword(session, dbIdentifier(stack), credentials.password, ctx.signal).catch((err: unknown) => {
-        throw asReconcileError(err);
-      });
+      await resetMasterPassword(session, dbIdentifier(stack), credentials.password, ctx.signal);
       ctx.log.info({ instance: dbIdentifier(stack) }, 'set a new master password on an RDS instance whose credentials this process did not hold');
     }
     if (typeof entry['masterUsername'] === 'string' && entry['masterUsername'] !== '') username = entry['masterUsername'];
@@ -259,11 +252,7 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
         const account = await loadAccount(ctx.store, def ? idOf(def, 'AwsAccountID') : undefined, label(KIND, obj));
         const session = deps.provider(ctx.store).session(account, inventory.region);
         let result;
-        try {
-          result = await deleteDatabase({ session, stack: inventory.stack, inventory, save: saver(ctx), signal: ctx.signal, pollMs: deps.waitPollMs });
-        } catch (err) {
-          throw asReconcileError(err);
-        }
+        result = await deleteDatabase({ session, stack: inventory.stack, inventory, save: saver(ctx), signal: ctx.signal, pollMs: deps.waitPollMs });
         if (!result.done) return { requeueAfterMs: result.pollMs };
       }
       await removeAttached(ctx.store, wiId, KIND, id);

@@ -21,7 +21,7 @@
 import { AwsObjectStorageBucketDefinition, AwsObjectStorageBucketInstance } from '../../kinds/aws.js';
 import { WorkloadInstance } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
+import { ReconcileError, TerminalError, isTerminal } from '../../reconcile/errors.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { bucketName, deleteBucket, provisionBucket } from '../../providers/aws/s3.js';
 import type { ResourceInventory } from '../../providers/aws/inventory.js';
@@ -35,7 +35,6 @@ import {
   OWNER_ANNOTATION_PREFIX,
   POD_ABSTRACTIONS,
   annotations,
-  asReconcileError,
   canonical,
   createWri,
   ensureAttached,
@@ -193,19 +192,15 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
     if (!obj['CreationAcknowledged']) await ctx.patchSelf({ CreationAcknowledged: new Date(ctx.clock.now()).toISOString() });
 
     let result;
-    try {
-      result = await provisionBucket({
-        session,
-        stack,
-        network: runtime.network,
-        bucket: { bucketName: bucket, publicRead: def['PublicReadAccess'] === true, serviceAccountName: serviceAccount },
-        inventory: inventoryOf(obj),
-        save: saver(ctx),
-        signal: ctx.signal,
-      });
-    } catch (err) {
-      throw asReconcileError(err);
-    }
+    result = await provisionBucket({
+      session,
+      stack,
+      network: runtime.network,
+      bucket: { bucketName: bucket, publicRead: def['PublicReadAccess'] === true, serviceAccountName: serviceAccount },
+      inventory: inventoryOf(obj),
+      save: saver(ctx),
+      signal: ctx.signal,
+    });
     if (!result.done) return { requeueAfterMs: result.pollMs };
     const roleArn = result.inventory.resources['s3-role']!.arn!;
 
@@ -269,7 +264,7 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
       try {
         if ((await applyOverlay(client, overlay, ctx.signal)) === 'missing') missing.push(`${overlay.kind} ${overlay.metadata.name}`);
       } catch (err) {
-        if (err instanceof TerminalError) throw err;
+        if (isTerminal(err)) throw err;
         throw new ReconcileError(`${what}: cannot wire the bucket into ${overlay.kind} ${overlay.metadata.name}: ${describeError(err)}`, { cause: err });
       }
     }
@@ -340,23 +335,19 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
         const account = await loadAccount(ctx.store, def ? idOf(def, 'AwsAccountID') : undefined, label(KIND, obj));
         const session = deps.provider(ctx.store).session(account, inventory.region);
         let result;
-        try {
-          result = await deleteBucket({
-            session,
-            stack: inventory.stack,
-            network: network ?? ({ clusterName: '', region: inventory.region } as RuntimeNetwork),
-            bucket: {
-              bucketName: inventory.resources['bucket']?.id ?? bucketName(String(account.AccountID ?? 'account'), id, String(obj['Name'] ?? 'bucket')),
-              publicRead: false,
-              serviceAccountName: '',
-            },
-            inventory,
-            save: saver(ctx),
-            signal: ctx.signal,
-          });
-        } catch (err) {
-          throw asReconcileError(err);
-        }
+        result = await deleteBucket({
+          session,
+          stack: inventory.stack,
+          network: network ?? ({ clusterName: '', region: inventory.region } as RuntimeNetwork),
+          bucket: {
+            bucketName: inventory.resources['bucket']?.id ?? bucketName(String(account.AccountID ?? 'account'), id, String(obj['Name'] ?? 'bucket')),
+            publicRead: false,
+            serviceAccountName: '',
+          },
+          inventory,
+          save: saver(ctx),
+          signal: ctx.signal,
+        });
         // Upstream looks again 10 s after the first delete.
         if (!result.done) return { requeueAfterMs: Math.min(result.pollMs, 10_000) };
       }

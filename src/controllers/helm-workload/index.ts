@@ -26,13 +26,12 @@ import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import { WorkloadEvent } from '../../kinds/workload.js';
 import type { Kind } from '../../kinds/declare.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { NotFoundError, describeError } from '../../errors.js';
+import { NotFoundError, describeError, ignoreNotFound } from '../../errors.js';
 import { ReconcileError, TerminalError, isTerminal } from '../../reconcile/errors.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { KubeClients } from '../../providers/kube/clients.js';
 import { connectionFromRuntimeInstance, runtimeLabel, type KubeConnection } from '../../providers/kube/connection.js';
-import { ChartSourceError, chartSource, type ChartSource } from '../../providers/helm/chart-source.js';
-import { HelmError } from '../../providers/helm/errors.js';
+import { chartSource, type ChartSource } from '../../providers/helm/chart-source.js';
 import { threeportLabels, type PostRenderConfig } from '../../providers/helm/post-render.js';
 import { HelmReleases, localChartDigest } from '../../providers/helm/releases.js';
 import type { ObjectStore } from '../../store/object-store.js';
@@ -145,15 +144,6 @@ export function additionalResources(value: unknown, what: string): Array<Record<
   });
 }
 
-/** Helm failures keep their retryability; chart source problems are terminal. */
-function toReconcileError(err: unknown): unknown {
-  if (err instanceof ChartSourceError) return new TerminalError(err.message, { cause: err });
-  if (err instanceof HelmError) {
-    return err.retryable ? new ReconcileError(err.message, { cause: err }) : new TerminalError(err.message, { cause: err });
-  }
-  return err;
-}
-
 async function getOr(ctx: ReconcileContext, kind: Kind, id: number, missing: () => Error): Promise<Obj> {
   try {
     return await ctx.store.getObject(kind, id);
@@ -257,7 +247,7 @@ export class HelmWorkloadController {
     } catch (err) {
       // A failure that waits for a change to the object shows as Error until then (a create's
       // also sets CreationFailed); retryable failures leave the status as it is.
-      if (isTerminal(err)) await ctx.patchSelf({ Status: 'Error' }).catch(() => {});
+      if (isTerminal(err)) await ctx.patchSelf({ Status: 'Error' }).catch(ignoreNotFound);
       throw err;
     } finally {
       this.status.poke();
@@ -286,15 +276,11 @@ export class HelmWorkloadController {
 
     // Everything that can be checked without a cluster, first.
     let source: ChartSource;
-    try {
-      source = chartSource(
-        { Repo: String(definition['Repo'] ?? ''), Chart: String(definition['Chart'] ?? ''), ChartVersion: definition['ChartVersion'] as string | undefined },
-        defWhat,
-        this.#options.chartBaseDir,
-      );
-    } catch (err) {
-      throw toReconcileError(err);
-    }
+    source = chartSource(
+      { Repo: String(definition['Repo'] ?? ''), Chart: String(definition['Chart'] ?? ''), ChartVersion: definition['ChartVersion'] as string | undefined },
+      defWhat,
+      this.#options.chartBaseDir,
+    );
     const values = [
       { name: 'definition-values.yaml', yaml: checkValues(definition['ValuesDocument'], defWhat) },
       { name: 'instance-values.yaml', yaml: checkValues(instance['ValuesDocument'], what) },
@@ -343,39 +329,35 @@ export class HelmWorkloadController {
     const description = `${DESCRIPTION_PREFIX}${fingerprint}`;
 
     const signal = ctx.signal;
+    const before = await this.helm.status(conn, release, namespace, { signal });
+    if (before && before.status === 'deployed' && before.description === description) {
+      ctx.log.debug({ release, namespace, revision: before.revision }, 'helm release already matches; nothing to do');
+      return;
+    }
+    if (isGeneratedNamespace(name, namespace)) {
+      // The generated namespace carries the instance's labels, so it is found and removed with it.
+      await this.#kubeClients(ctx.store)
+        .forRuntime(runtime)
+        .apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: labels.labels } }, { signal });
+    }
     try {
-      const before = await this.helm.status(conn, release, namespace, { signal });
-      if (before && before.status === 'deployed' && before.description === description) {
-        ctx.log.debug({ release, namespace, revision: before.revision }, 'helm release already matches; nothing to do');
-        return;
-      }
-      if (isGeneratedNamespace(name, namespace)) {
-        // The generated namespace carries the instance's labels, so it is found and removed with it.
-        await this.#kubeClients(ctx.store)
-          .forRuntime(runtime)
-          .apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: labels.labels } }, { signal });
-      }
-      try {
-        const deployed = await this.helm.deploy(conn, { release, namespace, source, values, postRender, description }, { signal });
-        ctx.log.info({ release, namespace, revision: deployed.revision }, 'helm release deployed');
-        await ctx.recordEvent({
-          reason: before ? 'HelmReleaseUpgraded' : 'HelmReleaseInstalled',
-          note:
-            `release ${JSON.stringify(release)} revision ${deployed.revision} ${before ? 'upgraded' : 'installed'} in namespace` +
-            ` ${JSON.stringify(namespace)} on ${runtimeLabel(runtime)}` +
-            (deployed.chart ? ` (chart ${deployed.chart}${deployed.chartVersion ? ` ${deployed.chartVersion}` : ''})` : ''),
-        });
-      } catch (err) {
-        if (!before && !signal.aborted) {
-          // Upstream: a failed install is uninstalled, so that nothing half-made stays behind.
-          await this.helm.uninstall(conn, release, namespace, { signal }).catch((cleanupErr: unknown) => {
-            ctx.log.warn({ release, namespace, err: describeError(cleanupErr) }, 'cannot uninstall the failed release; the next attempt replaces it');
-          });
-        }
-        throw err;
-      }
+      const deployed = await this.helm.deploy(conn, { release, namespace, source, values, postRender, description }, { signal });
+      ctx.log.info({ release, namespace, revision: deployed.revision }, 'helm release deployed');
+      await ctx.recordEvent({
+        reason: before ? 'HelmReleaseUpgraded' : 'HelmReleaseInstalled',
+        note:
+          `release ${JSON.stringify(release)} revision ${deployed.revision} ${before ? 'upgraded' : 'installed'} in namespace` +
+          ` ${JSON.stringify(namespace)} on ${runtimeLabel(runtime)}` +
+          (deployed.chart ? ` (chart ${deployed.chart}${deployed.chartVersion ? ` ${deployed.chartVersion}` : ''})` : ''),
+      });
     } catch (err) {
-      throw toReconcileError(err);
+      if (!before && !signal.aborted) {
+        // Upstream: a failed install is uninstalled, so that nothing half-made stays behind.
+        await this.helm.uninstall(conn, release, namespace, { signal }).catch((cleanupErr: unknown) => {
+          ctx.log.warn({ release, namespace, err: describeError(cleanupErr) }, 'cannot uninstall the failed release; the next attempt replaces it');
+        });
+      }
+      throw err;
     }
   }
 
@@ -396,12 +378,8 @@ export class HelmWorkloadController {
       if (!connected) throw new ReconcileError(`${what}: its KubernetesRuntimeInstance has no API endpoint; cannot uninstall yet`);
       const { runtime, conn } = connected;
       const release = releaseNameOf(name);
-      try {
-        const existed = await this.helm.uninstall(conn, release, namespace, { signal: ctx.signal });
-        ctx.log.info({ release, namespace, existed }, 'helm release uninstalled');
-      } catch (err) {
-        throw toReconcileError(err);
-      }
+      const existed = await this.helm.uninstall(conn, release, namespace, { signal: ctx.signal });
+      ctx.log.info({ release, namespace, existed }, 'helm release uninstalled');
       if (isGeneratedNamespace(name, namespace)) {
         const others = (
           await ctx.store.find(HelmWorkloadInstance, { KubernetesRuntimeInstanceID: Number(runtime['ID']), ReleaseNamespace: namespace })

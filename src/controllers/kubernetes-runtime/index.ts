@@ -15,7 +15,7 @@ import { KubernetesRuntimeDefinition, KubernetesRuntimeInstance } from '../../ki
 import type { JsonObject } from '../../kinds/validate.js';
 import { NotFoundError, describeError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
-import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
+import { TerminalError } from '../../reconcile/errors.js';
 import { requestReconcile } from '../../reconcile/choreography.js';
 import type { ReconcileContext, Reconciler } from '../../reconcile/types.js';
 import { KubeClients, type KubeClientFactory } from '../../providers/kube/clients.js';
@@ -27,7 +27,6 @@ import { verifyReachable } from '../../providers/runtimes/reachability.js';
 import { KwokRuntimes, clusterNameFor } from '../../providers/runtimes/kwok/runtimes.js';
 import type { Component } from '../../providers/runtimes/kwok/cluster.js';
 import {
-  RuntimeProviderError,
   type InfraProvider,
   type RuntimeContext,
   type RuntimeProvider,
@@ -49,17 +48,6 @@ export interface KubernetesRuntimeControllerOptions {
   kubeClientFactory?: KubeClientFactory;
   /** Before a runtime is deleted: what other controllers run for it (e.g. its gateway's traefik) goes first. */
   onInstanceDeleting?: (instanceId: number) => Promise<void>;
-}
-
-/** Provider failures become reconcile errors: retryability and event reason carried over. */
-function toReconcileError(err: unknown): unknown {
-  if (err instanceof RuntimeProviderError) {
-    const event = err.reason ? { reason: err.reason, note: err.message, type: 'Warning' as const } : undefined;
-    return err.retryable
-      ? new ReconcileError(err.message, { ...(event ? { event } : {}), cause: err })
-      : new TerminalError(err.message, { ...(event ? { event } : {}), cause: err });
-  }
-  return err;
 }
 
 /**
@@ -148,11 +136,7 @@ export class KubernetesRuntimeController {
       const provider = this.#provider(definition);
       const hook = op === 'created' ? provider.definitionCreated : provider.definitionDeleted;
       if (!hook) return;
-      try {
-        await hook.call(provider, this.#runtimeContext(ctx), definition);
-      } catch (err) {
-        throw toReconcileError(err);
-      }
+      await hook.call(provider, this.#runtimeContext(ctx), definition);
     };
     return {
       kind: KubernetesRuntimeDefinition.name,
@@ -173,13 +157,9 @@ export class KubernetesRuntimeController {
       const definition = await this.#definitionOf(ctx, instance);
       const provider = this.#provider(definition);
       const rctx = this.#runtimeContext(ctx);
-      try {
-        if (op === 'created') await provider.instanceCreated(rctx, instance, definition);
-        else if (op === 'updated') await provider.instanceUpdated(rctx, instance, definition);
-        else await provider.instanceDeleted(rctx, instance, definition);
-      } catch (err) {
-        throw toReconcileError(err);
-      }
+      if (op === 'created') await provider.instanceCreated(rctx, instance, definition);
+      else if (op === 'updated') await provider.instanceUpdated(rctx, instance, definition);
+      else await provider.instanceDeleted(rctx, instance, definition);
     };
     return {
       kind: KubernetesRuntimeInstance.name,
@@ -193,12 +173,8 @@ export class KubernetesRuntimeController {
         // A kwok runtime this control plane never started (registered as already reconciled, e.g. a
         // bootstrap cluster with its connection filled in) is only checked, never started here.
         if (definition['InfraProvider'] === 'kwok' && instance['APIEndpoint'] && !this.#ownsKwokRuntime(instance)) {
-          try {
-            await verifyReachable(this.#runtimeContext(ctx), instance);
-            return;
-          } catch (err) {
-            throw toReconcileError(err);
-          }
+          await verifyReachable(this.#runtimeContext(ctx), instance);
+          return;
         }
         await run(ctx, instance, 'updated');
       },

@@ -25,7 +25,6 @@ import type { KubeObject } from '../../providers/kube/client.js';
 import { stackName } from '../../providers/aws/tags.js';
 import {
   OWNER_ANNOTATION_PREFIX,
-  asReconcileError,
   canonical,
   ensureAttached,
   getOrUndefined,
@@ -75,13 +74,9 @@ function secretDefinitionReconciler(deps: AwsControllerDeps): Reconciler {
     const account = await loadAccount(ctx.store, idOf(obj, 'AwsAccountID'), what);
     const session = deps.provider(ctx.store).session(account);
     const name = String(obj['Name']);
-    try {
-      const out = await putSecret(session, { name, stack: stackName(name, idOf(obj)!), data: decryptData(ctx) }, ctx.signal);
-      await ctx.patchSelf({ Status: `stored in AWS Secrets Manager as ${name} (${session.region})` });
-      ctx.log.info({ secret: name, region: session.region, created: out.created }, 'secret written to AWS Secrets Manager');
-    } catch (err) {
-      throw asReconcileError(err);
-    }
+    const out = await putSecret(session, { name, stack: stackName(name, idOf(obj)!), data: decryptData(ctx) }, ctx.signal);
+    await ctx.patchSelf({ Status: `stored in AWS Secrets Manager as ${name} (${session.region})` });
+    ctx.log.info({ secret: name, region: session.region, created: out.created }, 'secret written to AWS Secrets Manager');
   }
   return {
     kind: SecretDefinition.name,
@@ -93,13 +88,9 @@ function secretDefinitionReconciler(deps: AwsControllerDeps): Reconciler {
       const account = await loadAccount(ctx.store, idOf(obj, 'AwsAccountID'), what);
       const session = deps.provider(ctx.store).session(account);
       const name = String(obj['Name']);
-      try {
-        const r = await deleteSecret(session, { name, stack: stackName(name, idOf(obj)!) }, ctx.signal);
-        if (r === 'foreign') {
-          await ctx.recordEvent({ reason: 'SecretLeftInPlace', note: `${name} in AWS Secrets Manager was not created by Threeport for ${what}; it was left in place`, type: 'Warning' });
-        }
-      } catch (err) {
-        throw asReconcileError(err);
+      const r = await deleteSecret(session, { name, stack: stackName(name, idOf(obj)!) }, ctx.signal);
+      if (r === 'foreign') {
+        await ctx.recordEvent({ reason: 'SecretLeftInPlace', note: `${name} in AWS Secrets Manager was not created by Threeport for ${what}; it was left in place`, type: 'Warning' });
       }
     },
   };
@@ -178,11 +169,7 @@ function secretInstanceReconciler(deps: AwsControllerDeps, refreshMs: number): R
     const session = deps.provider(ctx.store).session(account);
     const defName = String(def['Name']);
     let value;
-    try {
-      value = await getSecretValue(session, defName, ctx.signal);
-    } catch (err) {
-      throw asReconcileError(err);
-    }
+    value = await getSecretValue(session, defName, ctx.signal);
     if (!value) throw new ReconcileError(`${what}: secret ${defName} is not in AWS Secrets Manager (${session.region})`);
 
     const before = existing?.metadata.annotations?.[SECRET_VERSION_ANNOTATION];

@@ -17,14 +17,14 @@ import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import { TerraformDefinition, TerraformInstance } from '../../kinds/terraform.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { describeError } from '../../errors.js';
+import { describeError, ignoreNotFound } from '../../errors.js';
 import { ReconcileError, TerminalError, isTerminal } from '../../reconcile/errors.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { TofuLocator } from '../../providers/terraform/binary.js';
 import { TofuError } from '../../providers/terraform/errors.js';
 import { TerraformRunner, type BackendInfo, type RunInput, type RunOutcome } from '../../providers/terraform/runner.js';
 import type { AwsSession } from '../../providers/aws/provider.js';
-import { asReconcileError, getOrUndefined, idOf, label, loadAccount } from '../aws/common.js';
+import { getOrUndefined, idOf, label, loadAccount } from '../aws/common.js';
 import type { AwsControllerDeps } from '../aws/deps.js';
 
 export const TERRAFORM_CONTROLLER_NAME = 'TerraformController';
@@ -60,10 +60,10 @@ function decrypted(ctx: ReconcileContext, value: unknown): string | undefined {
 async function asRunError(ctx: ReconcileContext, what: string, err: unknown): Promise<unknown> {
   if (err instanceof TofuError) {
     const e = err.retryable ? new ReconcileError(`${what}: ${err.message}`) : new TerminalError(`${what}: ${err.message}`);
-    if (isTerminal(e)) await ctx.patchSelf({ Status: 'Error' }).catch(() => {});
+    if (isTerminal(e)) await ctx.patchSelf({ Status: 'Error' }).catch(ignoreNotFound);
     return e;
   }
-  return asReconcileError(err);
+  return err;
 }
 
 export class TerraformController {
@@ -130,11 +130,7 @@ export class TerraformController {
     const provider = this.#o.aws.provider(ctx.store);
     const session = provider.session(account);
     let creds;
-    try {
-      creds = await session.credentials({ minValidityMs: CREDENTIAL_VALIDITY_MS });
-    } catch (err) {
-      throw asReconcileError(err);
-    }
+    creds = await session.credentials({ minValidityMs: CREDENTIAL_VALIDITY_MS });
     const env: Record<string, string> = {
       AWS_ACCESS_KEY_ID: creds.accessKeyId,
       AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,

@@ -25,7 +25,7 @@ import {
 } from '../../kinds/workload.js';
 import type { Kind } from '../../kinds/declare.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { ConflictError, NotFoundError, describeError } from '../../errors.js';
+import { ConflictError, NotFoundError, describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import type { Leases } from '../../store/leases.js';
 import type { Queryable } from '../../store/database.js';
@@ -947,7 +947,7 @@ export class WorkloadController {
           if (!(err instanceof NotFoundError) && !(err instanceof ConflictError)) throw err;
         });
       }
-      await store.softDelete(AttachedObjectReference, Number(ref['ID'])).catch(() => {});
+      await store.softDelete(AttachedObjectReference, Number(ref['ID'])).catch(ignoreNotFound);
     }
 
     // The instance's resources, by its recorded WRIs; the generated namespace last.
@@ -972,7 +972,7 @@ export class WorkloadController {
       );
     } else {
       if (wris.length > 0) ctx.log.warn({ runtimeId }, 'the runtime has no endpoint: the instance\'s records are removed, its cluster is not touched');
-      for (const w of wris) await store.softDelete(WorkloadResourceInstance, Number(w['ID'])).catch(() => {});
+      for (const w of wris) await store.softDelete(WorkloadResourceInstance, Number(w['ID'])).catch(ignoreNotFound);
     }
     await watcher?.settle();
     await store.deleteWhere(WorkloadEvent, { WorkloadInstanceID: id });

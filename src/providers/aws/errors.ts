@@ -67,6 +67,12 @@ export class AwsCallError extends Error {
   readonly code: string | undefined;
   readonly httpStatus: number | undefined;
   readonly requestId: string | undefined;
+  /**
+   * Read by the reconcile engine, as KubeError's is: false for permission and validation errors,
+   * which need a person. Throttling and 5xx were already retried by the provider's own policy;
+   * a reconcile retries them again later.
+   */
+  readonly retryable: boolean;
   constructor(
     readonly operation: string,
     sdkError: unknown,
@@ -82,8 +88,12 @@ export class AwsCallError extends Error {
     this.httpStatus = status;
     const rid = (sdkError as { $metadata?: { requestId?: unknown } } | null)?.$metadata?.requestId;
     this.requestId = typeof rid === 'string' ? rid : undefined;
+    this.retryable = !(status !== undefined && status >= 400 && status < 500 && status !== 429 && NEEDS_A_PERSON.test(code ?? ''));
   }
 }
+
+/** AWS error codes that retrying cannot fix. */
+const NEEDS_A_PERSON = /AccessDenied|Unauthorized|InvalidParameter|Validation|Malformed/;
 
 /** Text that is safe in a log line, an event note or a status: the error's own words, scrubbed. */
 export function describeAwsError(err: unknown, scrub: (text: string) => string = (t) => t): string {

@@ -49,4 +49,9 @@ export class RuntimeProviderError extends Error {
     this.retryable = options.retryable;
     this.reason = options.reason;
   }
+
+  /** Read by the reconcile engine: the event reason to record instead of Failed<Operation>. */
+  get eventReason(): string | undefined {
+    return this.reason;
+  }
 }

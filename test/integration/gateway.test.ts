@@ -9,110 +9,14 @@
 // the workload lacks → an event naming it; bad ports → 400s naming the field; deleting the
 // workload deletes its gateway, its routes, traefik and the controller WorkloadInstance.
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
-import { networkInterfaces } from 'node:os';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { test } from 'node:test';
 import { SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
-import { findSupportPeer } from '../../src/providers/support-peers/index.js';
+import { HOST_IP, gatewayPeersMissing as peersMissing, httpGet, traefikPids, workloadYaml } from './gateway-helpers.js';
 import { LABEL_GATEWAY_INSTANCE } from '../../src/controllers/gateway/render.js';
 import { api, clientFor, createRuntimes, events, get, must, startControlPlane, until, type ControlPlane, type Obj } from './workload-helpers.js';
 
-function peersMissing(): string | false {
-  try {
-    findSupportPeer('traefik');
-    findSupportPeer('gateway-api', { experimentalCrds: true });
-    return false;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-function hostAddress(): string | undefined {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return undefined;
-}
-
-const HOST_IP = hostAddress();
 const skip = SKIP_KUBE ? SKIP_KUBE_REASON : HOST_IP === undefined ? 'no non-loopback IPv4 address for the backend' : peersMissing();
-
-/** traefik processes started under this control plane's data directory. */
-function traefikPids(dataDir: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      // The peer runs in its own directory under the data directory (its kubeconfig comes by environment).
-      if (cmd[0]?.endsWith('/traefik') && readlinkSync(`/proc/${p}/cwd`).startsWith(dataDir)) pids.push(Number(p));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
-function httpGet(address: string, port: number, host: string, path = '/'): Promise<{ status: number; body: string; location?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: address, port, path, headers: { Host: host }, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ...(res.headers.location ? { location: res.headers.location } : {}) }));
-    });
-    req.once('timeout', () => req.destroy(new Error('timeout')));
-    req.once('error', reject);
-    req.end();
-  });
-}
-
-function workloadYaml(ns: string, backendPort: number): string {
-  return `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${ns}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-  namespace: ${ns}
-spec:
-  ports:
-    - name: http
-      port: 80
-      targetPort: ${backendPort}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: admin
-  namespace: ${ns}
-spec:
-  ports:
-    - name: http
-      port: 8081
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-host
-  namespace: ${ns}
-  labels:
-    kubernetes.io/service-name: web
-addressType: IPv4
-ports:
-  - name: http
-    port: ${backendPort}
-    protocol: TCP
-endpoints:
-  - addresses: ["${HOST_IP ?? ''}"]
-    conditions:
-      ready: true
-`;
-}
 
 test('gateways: traefik on a simulated runtime routes Host-header requests to the workload, and goes with the last gateway', { skip, timeout: 600_000 }, async (t) => {
   let cp: ControlPlane | undefined;
@@ -154,6 +58,7 @@ test('gateways: traefik on a simulated runtime routes Host-header requests to th
       DomainNameDefinitionID: dnd['ID'],
       ServiceName: 'web',
       HttpPorts: [{ Port: gwPort, Path: '/' }],
+      TcpPorts: [{ Port: gwPort + 2 }],
     });
     const t0 = Date.now();
     const gi = await must(server, 'POST', '/v0/gateway-instances', { Name: 'shop-gateway', GatewayDefinitionID: gd['ID'], WorkloadInstanceID: wi['ID'], KubernetesRuntimeInstanceID: runtime!['ID'] });
@@ -170,7 +75,10 @@ test('gateways: traefik on a simulated runtime routes Host-header requests to th
       const conditions = ((gateway?.['status'] as Obj | undefined)?.['conditions'] ?? []) as Obj[];
       assert.equal(conditions.find((c) => c['type'] === 'Programmed')?.['status'], 'True');
       const spec = gateway?.['spec'] as { listeners: Obj[] };
-      assert.deepEqual(spec.listeners.map((l) => [l['port'], l['hostname']]), [[gwPort, 'shop.example.test']]);
+      assert.deepEqual(spec.listeners.map((l) => [l['protocol'], l['port'], l['hostname']]), [['HTTP', gwPort, 'shop.example.test'], ['TCP', gwPort + 2, undefined]]);
+      const tcpRoute = await kube.get({ apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', name: `gateway-shop-gateway-${gwPort + 2}`, namespace: 'shop' });
+      const refs = (((tcpRoute?.['spec'] as Obj)['rules'] as Obj[])[0]?.['backendRefs'] ?? []) as Obj[];
+      assert.deepEqual(refs.map((r) => [r['name'], r['port']]), [['web', 80]]);
       address = String((((gateway?.['status'] as Obj)['addresses'] as Obj[])[0] ?? {})['value']);
       assert.match(address, /^127\./);
       const route = await kube.get({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', name: `gateway-shop-gateway-${gwPort}`, namespace: 'shop' });
@@ -189,6 +97,12 @@ test('gateways: traefik on a simulated runtime routes Host-header requests to th
       assert.equal(r.body, 'backend saw shop.example.test /cart');
       const other = await httpGet(address, gwPort, 'elsewhere.test');
       assert.equal(other.status, 404);
+      // The TCP port proxies bytes, whatever the host.
+      const tcp = await until('routed over TCP', async () => {
+        const got = await httpGet(address, gwPort + 2, 'any.host', '/raw').catch(() => undefined);
+        return got?.status === 200 ? got : undefined;
+      }, 60_000);
+      assert.equal(tcp.body, 'backend saw any.host /raw');
     });
 
     await t.test('a killed traefik is restarted, with an event on the runtime', async () => {

@@ -1,0 +1,104 @@
+// Shared by test/integration/gateway.test.ts and bench/support-services.ts: a backend a simulated
+// runtime's gateway can reach (the host's own non-loopback address, since the API server refuses
+// 127.0.0.0/8 in EndpointSlices), the workload that points a Service at it, traefik's processes.
+import { request } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { findSupportPeer } from '../../src/providers/support-peers/index.js';
+
+/** Why the gateway peers cannot run here, or false. */
+export function gatewayPeersMissing(): string | false {
+  try {
+    findSupportPeer('traefik');
+    findSupportPeer('gateway-api', { experimentalCrds: true });
+    return false;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+export function hostAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+export const HOST_IP = hostAddress();
+
+/** traefik processes started under this control plane's data directory. */
+export function traefikPids(dataDir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      // The peer runs in its own directory under the data directory (its kubeconfig comes by environment).
+      if (cmd[0]?.endsWith('/traefik') && readlinkSync(`/proc/${p}/cwd`).startsWith(dataDir)) pids.push(Number(p));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+export function httpGet(address: string, port: number, host: string, path = '/'): Promise<{ status: number; body: string; location?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port, path, headers: { Host: host }, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ...(res.headers.location ? { location: res.headers.location } : {}) }));
+    });
+    req.once('timeout', () => req.destroy(new Error('timeout')));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+export function workloadYaml(ns: string, backendPort: number): string {
+  return `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${ns}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: ${ns}
+spec:
+  ports:
+    - name: http
+      port: 80
+      targetPort: ${backendPort}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: admin
+  namespace: ${ns}
+spec:
+  ports:
+    - name: http
+      port: 8081
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-host
+  namespace: ${ns}
+  labels:
+    kubernetes.io/service-name: web
+addressType: IPv4
+ports:
+  - name: http
+    port: ${backendPort}
+    protocol: TCP
+endpoints:
+  - addresses: ["${HOST_IP ?? ''}"]
+    conditions:
+      ready: true
+`;
+}
+

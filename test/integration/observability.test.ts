@@ -227,3 +227,107 @@ function processesUnder(dir: string): number[] {
   }
   return out;
 }
+
+async function eventNotes(server: RunningServer, objectId: unknown): Promise<string[]> {
+  const r = await api(server, 'GET', `/v0/events-join-attached-object-references?objectid=${String(objectId)}&size=100`);
+  return r.data.map((e) => `${String(e['Reason'])}: ${String(e['Note'])}`);
+}
+
+test(
+  'metrics and logging parts alone, optional parts, values errors and real clusters',
+  { skip: SKIP_KUBE ? SKIP_KUBE_REASON : SKIP_OBS, timeout: 600_000 },
+  async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'threeport-obs-parts-'));
+    let server: RunningServer | undefined;
+    try {
+      server = await startServer({
+        port: 0,
+        host: '127.0.0.1',
+        role: 'all',
+        dataDir,
+        auth: false,
+        controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
+        logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'info', destination: LOG_PATH }),
+      });
+      const krd = await must(server, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'parts', InfraProvider: 'kwok' });
+      const kri = await must(server, 'POST', '/v0/kubernetes-runtime-instances', { Name: 'parts', Location: 'Local', KubernetesRuntimeDefinitionID: krd['ID'] });
+      await until('runtime reconciled', async () => ((await get(server!, 'kubernetes-runtime-instances', kri['ID']))?.['Reconciled'] === true ? true : undefined), 240_000);
+      const settled = (plural: string, id: unknown, status: string): Promise<Obj> =>
+        until(`${plural} ${String(id)} ${status}`, async () => {
+          const o = await get(server!, plural, id);
+          return o?.['Status'] === status ? o : undefined;
+        }, 180_000);
+
+      // MetricsInstance alone: Prometheus, no log store.
+      const md = await must(server, 'POST', '/v0/metrics-definitions', { Name: 'm' });
+      const mi = await must(server, 'POST', '/v0/metrics-instances', { Name: 'm', MetricsDefinitionID: md['ID'], KubernetesRuntimeInstanceID: kri['ID'] });
+      const metrics = await settled('metrics-instances', mi['ID'], 'Healthy');
+      assert.match(String(metrics['PrometheusURL']), /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(metrics['LogsURL'] ?? null, null);
+      const ready = await fetch(`${String(metrics['PrometheusURL'])}/-/ready`);
+      assert.equal(ready.status, 200);
+
+      // A mapped value that is wrong: Status Error naming the field and key; fixing it recovers.
+      const ld = await must(server, 'POST', '/v0/logging-definitions', { Name: 'l' });
+      const li = await must(server, 'POST', '/v0/logging-instances', {
+        Name: 'l',
+        LoggingDefinitionID: ld['ID'],
+        KubernetesRuntimeInstanceID: kri['ID'],
+        LokiHelmValuesDocument: 'loki:\n  limits_config:\n    retention_period: 1h\n',
+      });
+      await settled('logging-instances', li['ID'], 'Error');
+      const notes = await until('error event', async () => {
+        const n = await eventNotes(server!, li['ID']);
+        return n.some((x) => x.includes('retention_period')) ? n : undefined;
+      });
+      assert.ok(notes.some((n) => /LokiHelmValuesDocument: loki\.limits_config\.retention_period must be/.test(n)), notes.join('\n'));
+      await must(server, 'PATCH', `/v0/logging-instances/${String(li['ID'])}`, { LokiHelmValuesDocument: 'loki:\n  limits_config:\n    retention_period: 48h\n' });
+      const logging = await settled('logging-instances', li['ID'], 'Healthy');
+      assert.match(String(logging['LogsURL']), /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(logging['PrometheusURL'] ?? null, null);
+
+      // A stack with MetricsEnabled false: logs only; its ignored values are named.
+      const sd = await must(server, 'POST', '/v0/observability-stack-definitions', { Name: 's' });
+      const si = await must(server, 'POST', '/v0/observability-stack-instances', {
+        Name: 's',
+        ObservabilityStackDefinitionID: sd['ID'],
+        KubernetesRuntimeInstanceID: kri['ID'],
+        MetricsEnabled: false,
+        PromtailHelmValuesDocument: 'config:\n  clients: []\n',
+      });
+      const stack = await settled('observability-stack-instances', si['ID'], 'Healthy');
+      assert.equal(stack['PrometheusURL'] ?? null, null);
+      assert.match(String(stack['LogsURL']), /^http:\/\/127\.0\.0\.1:\d+$/);
+      const stackNotes = await until('events', async () => {
+        const n = await eventNotes(server!, si['ID']);
+        return n.some((x) => x.startsWith('HelmValuesIgnored')) ? n : undefined;
+      });
+      assert.ok(stackNotes.some((n) => n.includes('PromtailHelmValues config.clients')), stackNotes.join('\n'));
+      assert.ok(stackNotes.some((n) => n.startsWith('DashboardsUnavailable')));
+
+      // A real (registered EKS) cluster: refused clearly, not Reconciling forever.
+      const eksDef = await must(server, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'real', InfraProvider: 'eks', Reconciled: true });
+      const eks = await must(server, 'POST', '/v0/kubernetes-runtime-instances', { Name: 'real', Location: 'NorthAmerica:NewYork', KubernetesRuntimeDefinitionID: eksDef['ID'], Reconciled: true });
+      const real = await must(server, 'POST', '/v0/observability-stack-instances', { Name: 'real', ObservabilityStackDefinitionID: sd['ID'], KubernetesRuntimeInstanceID: eks['ID'] });
+      await settled('observability-stack-instances', real['ID'], 'Error');
+      const realNotes = await until('refusal event', async () => {
+        const n = await eventNotes(server!, real['ID']);
+        return n.some((x) => x.includes('official charts')) ? n : undefined;
+      });
+      assert.ok(realNotes.some((n) => n.includes('only simulated (kwok) runtimes are served')));
+
+      // Delete everything: nothing left running under the observability directory.
+      const root = join(dataDir, 'observability');
+      assert.ok(processesUnder(root).length >= 3);
+      for (const [plural, id] of [['metrics-instances', mi['ID']], ['logging-instances', li['ID']], ['observability-stack-instances', si['ID']], ['observability-stack-instances', real['ID']]] as const) {
+        await must(server, 'DELETE', `/v0/${plural}/${String(id)}`);
+        await until(`${plural} ${String(id)} deleted`, async () => ((await get(server!, plural, id)) === undefined ? true : undefined), 60_000);
+      }
+      assert.deepEqual(processesUnder(root).filter(alive), []);
+      assert.deepEqual(existsSync(root) ? readdirSync(root) : [], []);
+    } finally {
+      await server?.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  },
+);

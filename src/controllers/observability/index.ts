@@ -40,7 +40,7 @@ import { freePort } from '../../providers/runtimes/kwok/processes.js';
 import { SupportPeerMissingError } from '../../providers/support-peers/binaries.js';
 import { SupportPeerSet, type PeerEvent } from '../../providers/support-peers/supervisor.js';
 import { logShipperLaunch, logStoreLaunch, prometheusLaunch } from '../../providers/observability/launch.js';
-import { ValuesError, logStoreSettings, mergeValues, parseValues, prometheusSettings } from '../../providers/observability/values.js';
+import { ValuesError, leafPaths, logStoreSettings, mergeValues, parseValues, prometheusSettings } from '../../providers/observability/values.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { getOrUndefined, idOf, label } from '../aws/common.js';
 
@@ -204,8 +204,8 @@ export class ObservabilityController {
         const s = logStoreSettings(values('LokiHelmValuesDocument'), `${what} LokiHelmValuesDocument`);
         desired.logging = { retention: s.retention };
         desired.ignored.push(...s.ignored.map((k) => `LokiHelmValues ${k}`));
-        const promtail = Object.keys(values('PromtailHelmValuesDocument'));
-        if (promtail.length > 0) desired.ignored.push(...promtail.map((k) => `PromtailHelmValues ${k}`));
+        // vlagent ships the runtime's logs itself: no promtail value applies.
+        desired.ignored.push(...leafPaths(values('PromtailHelmValuesDocument')).map((k) => `PromtailHelmValues ${k}`));
       }
     } catch (err) {
       if (err instanceof ValuesError) return this.#fail(ctx, err.message);

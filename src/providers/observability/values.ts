@@ -40,7 +40,7 @@ function at(values: Values, path: readonly string[]): unknown {
 }
 
 /** Every leaf path of a values tree, e.g. `prometheus.prometheusSpec.retention`. */
-function leafPaths(values: Values, prefix = ''): string[] {
+export function leafPaths(values: Values, prefix = ''): string[] {
   return Object.entries(values).flatMap(([k, v]) => (isMap(v) && Object.keys(v).length > 0 ? leafPaths(v, `${prefix}${k}.`) : [`${prefix}${k}`]));
 }
 

@@ -88,9 +88,10 @@ export const ObservabilityStackInstance = defineKind({
     KubernetesRuntimeInstanceID: f.id('KubernetesRuntimeInstance', { required: true }),
     MetricsEnabled: f.boolean({ default: true }),
     LoggingEnabled: f.boolean({ default: true }),
-    ObservabilityDashboardInstanceID: f.id('ObservabilityDashboardInstance'),
-    MetricsInstanceID: f.id('MetricsInstance'),
-    LoggingInstanceID: f.id('LoggingInstance'),
+    // A part that a stack still uses cannot be deleted (409).
+    ObservabilityDashboardInstanceID: f.id('ObservabilityDashboardInstance', { blocksDelete: true }),
+    MetricsInstanceID: f.id('MetricsInstance', { blocksDelete: true }),
+    LoggingInstanceID: f.id('LoggingInstance', { blocksDelete: true }),
     GrafanaHelmValuesDocument: f.string(),
     KubePrometheusStackHelmValuesDocument: f.string(),
     LokiHelmValuesDocument: f.string(),

@@ -316,10 +316,16 @@ test(
       });
       assert.ok(realNotes.some((n) => n.includes('only simulated (kwok) runtimes are served')));
 
+      // A part that a stack uses cannot be deleted: 409 (the stack goes first below).
+      await must(server, 'PATCH', `/v0/observability-stack-instances/${String(si['ID'])}`, { MetricsInstanceID: mi['ID'] });
+      const inUse = await api(server, 'DELETE', `/v0/metrics-instances/${String(mi['ID'])}`);
+      assert.equal(inUse.status, 409, inUse.text);
+      assert.ok(await get(server, 'metrics-instances', mi['ID']));
+
       // Delete everything: nothing left running under the observability directory.
       const root = join(dataDir, 'observability');
       assert.ok(processesUnder(root).length >= 3);
-      for (const [plural, id] of [['metrics-instances', mi['ID']], ['logging-instances', li['ID']], ['observability-stack-instances', si['ID']], ['observability-stack-instances', real['ID']]] as const) {
+      for (const [plural, id] of [['observability-stack-instances', si['ID']], ['metrics-instances', mi['ID']], ['logging-instances', li['ID']], ['observability-stack-instances', real['ID']]] as const) {
         await must(server, 'DELETE', `/v0/${plural}/${String(id)}`);
         await until(`${plural} ${String(id)} deleted`, async () => ((await get(server!, plural, id)) === undefined ? true : undefined), 60_000);
       }

@@ -315,10 +315,12 @@ export class WorkloadController {
       const id = Number(wi['ID']);
       const state = this.#track(id, wi);
       state.runtimeId = runtimeId;
+      this.#dirty.add(id);
       const applied = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id })).filter((w) => !w['ScheduledForDeletion']);
+      // A reconcile running here meanwhile told the watcher what it applied: that is newer than this read.
+      if (watcher.tracks(id)) continue;
       watcher.setInstanceResources(id, applied.map((w) => this.#tracked(id, w)));
       for (const w of applied) if (w['RuntimeDefinition']) watcher.recorded(Number(w['ID']), w['RuntimeDefinition'] as JsonObject);
-      this.#dirty.add(id);
     }
   }
 

@@ -196,6 +196,11 @@ export class RuntimeWatcher {
     this.#byInstance.set(instanceId, after);
   }
 
+  /** The watcher was told what this instance applied (by a reconcile, or a load). */
+  tracks(instanceId: number): boolean {
+    return this.#byInstance.has(instanceId);
+  }
+
   /** The instance is being deleted: forget it and stop reporting its objects. */
   removeInstance(instanceId: number): void {
     this.#removed.add(instanceId);

@@ -449,8 +449,12 @@ export class WorkloadController {
     const state = this.#instances.get(id);
     const store = this.#store;
     if (!state || !store) return;
-    // Its runtime is another replica's now: that one writes the status.
-    if (this.#leases && state.runtimeId !== undefined && !this.#leases.holds(runtimeLease(state.runtimeId))) return;
+    if (this.#leases && state.runtimeId !== undefined && !this.#leases.holds(runtimeLease(state.runtimeId))) {
+      // A renewal is late (a busy process): try again on the next tick. Once the lease is lost, the
+      // runtime is abandoned (its instances forgotten) and the new owner writes the status.
+      if (this.#watchers.has(state.runtimeId)) this.#dirty.add(id);
+      return;
+    }
     const result = this.#derive(id, state);
     const key = statusKey(result.status, result.reason);
     if (key === state.written) return;

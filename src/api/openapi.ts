@@ -213,7 +213,7 @@ export function buildOpenApi(): Record<string, unknown> {
       patch: {
         tags: [tag],
         operationId: `update${kind.name}`,
-        description: 'Changes only the fields given. Immutable fields cannot change once set; associations cannot be patched.',
+        description: 'Changes only the fields given. Immutable fields cannot change once set; associations cannot be changed (a list equal to the stored one, as a get-modify-update sends, is ignored).',
         requestBody: body('patch'),
         responses: { '200': ok(kind, 'Updated'), ...errorResponses(WRITE_ERRORS) },
       },

@@ -296,6 +296,18 @@ for (const backend of BACKENDS) {
       const patch = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { HttpPorts: [{ Port: 8080 }] });
       assert.equal(patch.status, 400);
       assert.match(patch.body.Status.error, /^Update of associated objects is not allowed : HttpPorts$/);
+      // Get-modify-update, as upstream's client does it: the whole object back (top-level model
+      // fields stripped), the ports unchanged with their IDs and timestamps: 200, ports untouched.
+      const whole: Record<string, unknown> = { ...gw, SubDomain: 'www' };
+      for (const f of ['ID', 'CreatedAt', 'UpdatedAt', 'DeletedAt', 'Generation', 'ObservedGeneration', 'Conditions']) delete whole[f];
+      const gmu = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, whole);
+      assert.equal(gmu.status, 200, gmu.text);
+      assert.equal(gmu.body.Data![0]!['SubDomain'], 'www');
+      assert.deepEqual((gmu.body.Data![0]!['HttpPorts'] as Array<Record<string, unknown>>).map((p) => p['ID']), ports.map((p) => p['ID']));
+      const changed = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { ...whole, HttpPorts: [...ports, { Port: 8443 }] });
+      assert.equal(changed.status, 400, 'a changed list is still an update of associated objects');
+      assert.match(changed.body.Status.error, /^Update of associated objects is not allowed : HttpPorts$/);
+      assert.equal((await call(api, 'GET', `/v0/gateway-http-ports?gatewaydefinitionid=${gw['ID']}`)).body.Meta.TotalCount, 2);
       const badChild = await call(api, 'POST', '/v0/gateway-definitions', { Name: 'gw2', HttpPorts: [{ Path: '/x' }] });
       assert.equal(badChild.status, 400);
       assert.match(badChild.body.Status.error, /HttpPorts\[0\]: Missing required field\(s\) : Port/);

@@ -16,8 +16,8 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../src/logger.js';
-import { startServer, type RunningServer } from '../src/server.js';
+import type { RunningServer } from '../src/server.js';
+import { startLocalServer } from '../test/harness/local-server.js';
 import { clusterNameFor } from '../src/providers/runtimes/kwok/runtimes.js';
 import { median } from './lib/load.js';
 
@@ -95,15 +95,7 @@ function groupRss(pgid: number): number {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tp-bcp-'));
-const server = await startServer({
-  port: 0,
-  host: '127.0.0.1',
-  role: 'all',
-  dataDir,
-  auth: false,
-  controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
-  logger: createLogger({ level: 'warn', destination: join(tmpdir(), `threeport-bench-child-cp-${process.pid}.log`) }),
-});
+const server = await startLocalServer(dataDir, { logLevel: 'warn', logPath: join(tmpdir(), `threeport-bench-child-cp-${process.pid}.log`) });
 try {
   const krd = (await call(server, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'local', InfraProvider: 'kwok' })).data[0]!;
   const kri = (await call(server, 'POST', '/v0/kubernetes-runtime-instances', { Name: 'bench', Location: 'Local', KubernetesRuntimeDefinitionID: krd['ID'] })).data[0]!;

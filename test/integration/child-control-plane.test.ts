@@ -19,11 +19,11 @@ import { ThreeportClient } from '../../src/client/api-client.js';
 import { main } from '../../src/cli/main.js';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { controlPlane, kubernetesRuntime } from '../../src/kinds/index.js';
-import { createLogger } from '../../src/logger.js';
 import { connectionFromRuntimeInstance } from '../../src/providers/kube/connection.js';
 import { kubeClusterClient } from '../../src/providers/kube/client.js';
 import { clusterNameFor } from '../../src/providers/runtimes/kwok/runtimes.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
+import { startLocalServer } from '../harness/local-server.js';
 import { api, must, type Obj } from '../harness/api-calls.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
@@ -81,18 +81,8 @@ test(
     let server: RunningServer | undefined;
     try {
       pg = await startTestPostgres();
-      const config = {
-        port: 0,
-        host: '127.0.0.1',
-        role: 'all' as const,
-        databaseUrl: pg.url,
-        encryptionKey: FieldCipher.generateKey(),
-        dataDir,
-        auth: false,
-        controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
-        logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'info', destination: LOG_PATH }),
-      };
-      server = await startServer(config);
+      const config = { databaseUrl: pg.url, encryptionKey: FieldCipher.generateKey(), logPath: LOG_PATH };
+      server = await startLocalServer(dataDir, config);
       let s = server;
 
       // ---- the parent's runtime and its genesis registration (as tptctl up records them) ----
@@ -281,7 +271,7 @@ test(
         // ---- the parent restarts: the child comes back on its data and port ------------------------
         await s.close();
         await until('child stopped with its parent', () => (alive(pid2) ? undefined : true), 30_000);
-        server = await startServer(config);
+        server = await startLocalServer(dataDir, config);
         s = server;
         const pid3 = await until('the child again after the parent restarted', async () => {
           const p = (JSON.parse(readFileSync(join(dir, 'child.json'), 'utf8')) as { pid: number }).pid;

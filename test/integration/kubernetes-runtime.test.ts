@@ -10,8 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
-import { createLogger } from '../../src/logger.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
+import { startLocalServer } from '../harness/local-server.js';
 import { connectionFieldsFromKubeconfig, connectionFromRuntimeInstance } from '../../src/providers/kube/connection.js';
 import { kubeClusterClient, type KubeClusterClient } from '../../src/providers/kube/client.js';
 import { killStaleGroups } from '../../src/providers/runtimes/kwok/processes.js';
@@ -51,15 +51,7 @@ async function reconciledWithEndpoint(server: RunningServer, id: number): Promis
 const LOG_PATH = join(tmpdir(), `threeport-runtimes-${process.pid}.log`);
 
 function startControlPlane(dataDir: string): Promise<RunningServer> {
-  return startServer({
-    port: 0,
-    host: '127.0.0.1',
-    role: 'all',
-    dataDir,
-    auth: false,
-    controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
-    logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'info', destination: LOG_PATH }),
-  });
+  return startLocalServer(dataDir, { logPath: LOG_PATH });
 }
 
 function clientFor(server: RunningServer, inst: Obj): KubeClusterClient {

@@ -11,8 +11,8 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
-import { createLogger } from '../../src/logger.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
+import { startLocalServer } from '../harness/local-server.js';
 import { connectionFromRuntimeInstance } from '../../src/providers/kube/connection.js';
 import { kubeClusterClient } from '../../src/providers/kube/client.js';
 import { findSupportPeer } from '../../src/providers/support-peers/binaries.js';
@@ -60,15 +60,7 @@ test(
     let server: RunningServer | undefined;
     let workload: Server | undefined;
     try {
-      server = await startServer({
-        port: 0,
-        host: '127.0.0.1',
-        role: 'all',
-        dataDir,
-        auth: false,
-        controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
-        logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'info', destination: LOG_PATH }),
-      });
+      server = await startLocalServer(dataDir, { logPath: LOG_PATH });
       const krd = await must(server, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'obs', InfraProvider: 'kwok' });
       const kri = await must(server, 'POST', '/v0/kubernetes-runtime-instances', { Name: 'obs', Location: 'Local', KubernetesRuntimeDefinitionID: krd['ID'] });
       const runtime = await until('runtime reconciled', async () => {
@@ -240,15 +232,7 @@ test(
     const dataDir = mkdtempSync(join(tmpdir(), 'threeport-obs-parts-'));
     let server: RunningServer | undefined;
     try {
-      server = await startServer({
-        port: 0,
-        host: '127.0.0.1',
-        role: 'all',
-        dataDir,
-        auth: false,
-        controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 } },
-        logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'info', destination: LOG_PATH }),
-      });
+      server = await startLocalServer(dataDir, { logPath: LOG_PATH });
       const krd = await must(server, 'POST', '/v0/kubernetes-runtime-definitions', { Name: 'parts', InfraProvider: 'kwok' });
       const kri = await must(server, 'POST', '/v0/kubernetes-runtime-instances', { Name: 'parts', Location: 'Local', KubernetesRuntimeDefinitionID: krd['ID'] });
       await until('runtime reconciled', async () => ((await get(server!, 'kubernetes-runtime-instances', kri['ID']))?.['Reconciled'] === true ? true : undefined), 240_000);

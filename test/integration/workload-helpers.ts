@@ -3,8 +3,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../src/logger.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { RunningServer } from '../../src/server.js';
+import { startLocalServer, TEST_CONTROLLER_SETTINGS } from '../harness/local-server.js';
 import type { ReconcileRuntimeSettings } from '../../src/reconcile/runtime.js';
 import { connectionFromRuntimeInstance } from '../../src/providers/kube/connection.js';
 import { kubeClusterClient, type KubeClusterClient, type KubeObject } from '../../src/providers/kube/client.js';
@@ -62,16 +62,7 @@ export interface ControlPlane {
 export async function startControlPlane(settings: ReconcileRuntimeSettings = {}, serverOptions: { helmChartDir?: string } = {}): Promise<ControlPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'threeport-workloads-'));
   const start = (): Promise<RunningServer> =>
-    startServer({
-      port: 0,
-      host: '127.0.0.1',
-      role: 'all',
-      dataDir,
-      auth: false,
-      ...serverOptions,
-      controllers: { pollIntervalMs: 200, resyncIntervalMs: 0, retry: { initialIntervalMs: 250, maximumIntervalMs: 2_000 }, ...settings },
-      logger: createLogger({ level: process.env['THREEPORT_TEST_LOG_LEVEL'] ?? 'silent' }),
-    });
+    startLocalServer(dataDir, { ...serverOptions, controllers: { ...TEST_CONTROLLER_SETTINGS, ...settings } });
   let server: RunningServer | undefined;
   try {
     server = await start();

@@ -11,7 +11,7 @@
 // Prints medians.
 //
 //   npm run build && node dist/bench/child-control-plane.js [--rounds 3] [--settle 10]
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import type { RunningServer } from '../src/server.js';
 import { startLocalServer } from '../test/harness/local-server.js';
 import { clusterNameFor } from '../src/providers/runtimes/kwok/runtimes.js';
 import { median } from './lib/load.js';
+import { groupRssBytes, rssBytes } from './lib/proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -69,30 +70,6 @@ function readyz(port: number, dir: string): Promise<boolean> {
   });
 }
 
-function rss(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** RSS summed over a process group (the child server and its PostgreSQL processes). */
-function groupRss(pgid: number): number {
-  let sum = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) sum += rss(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return sum;
-}
 
 const dataDir = mkdtempSync(join(tmpdir(), 'tp-bcp-'));
 const server = await startLocalServer(dataDir, { logLevel: 'warn', logPath: join(tmpdir(), `threeport-bench-child-cp-${process.pid}.log`) });
@@ -129,13 +106,13 @@ try {
     }, 120_000, 20);
     await waitFor('child /readyz', async () => ((await readyz(state.port, dir)) ? true : undefined), 180_000, 20);
     toReady.push(performance.now() - t0);
-    rssReady.push(groupRss(state.pid));
-    rssServer.push(rss(state.pid));
+    rssReady.push(groupRssBytes(state.pid));
+    rssServer.push(rssBytes(state.pid) ?? 0);
     await waitFor('instance Reconciled', async () => ((await call(server, 'GET', `/v0/control-plane-instances/${id}`)).data[0]?.['Reconciled'] === true ? true : undefined), 180_000);
     toReconciled.push(performance.now() - t0);
     if (i === ROUNDS - 1 && SETTLE_S > 0) {
       await sleep(SETTLE_S * 1000);
-      rssSettled = groupRss(state.pid);
+      rssSettled = groupRssBytes(state.pid);
     }
     const t1 = performance.now();
     await call(server, 'DELETE', `/v0/control-plane-instances/${id}`);

@@ -7,7 +7,7 @@
 // scrape interval, whose first scrape is spread by Prometheus over the interval). Medians.
 //
 //   node dist/bench/observability.js [--runs 3]
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,6 +16,7 @@ import { createLogger } from '../src/logger.js';
 import { startServer } from '../src/server.js';
 import { api, get, must } from '../test/harness/api-calls.js';
 import { median } from './lib/load.js';
+import { processes, rssBytes } from './lib/proc.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
 const RUNS = Number(values.runs);
@@ -33,16 +34,11 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
 /** Resident memory (MiB) of each process whose command line names `dir`, by executable name. */
 function rssUnder(dir: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!cmd.some((a) => a.includes(dir))) continue;
-      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      const name = cmd[0]!.split('/').pop()!;
-      if (rss && ['prometheus', 'victoria-logs', 'vlagent'].includes(name)) out[name] = Number(rss[1]) / 1024;
-    } catch {
-      // gone meanwhile
-    }
+  for (const { pid, argv } of processes()) {
+    if (!argv.some((a) => a.includes(dir))) continue;
+    const name = argv[0]!.split('/').pop()!;
+    const rss = rssBytes(pid);
+    if (rss !== undefined && ['prometheus', 'victoria-logs', 'vlagent'].includes(name)) out[name] = rss / 2 ** 20;
   }
   return out;
 }

@@ -13,22 +13,18 @@
 //
 //   npm run build && node dist/bench/support-services.js [--rounds 3]
 import { createServer } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { HOST_IP, gatewayPeersMissing, httpGet, traefikPids, workloadYaml } from '../test/integration/gateway-helpers.js';
 import { clientFor, createRuntimes, must, startControlPlane, until, type Obj } from '../test/integration/workload-helpers.js';
 import type { RunningServer } from '../src/server.js';
 import { median } from './lib/load.js';
+import { rssBytes } from './lib/proc.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
 const ROUNDS = Number(values.rounds);
 const MiB = 1024 * 1024;
 
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
 
 /** Posts one app with its gateway; resolves with ms until the first 200 through the gateway. */
 async function app(server: RunningServer, runtime: Obj, name: string, backendPort: number, gwPort: number, domainId: unknown): Promise<number> {
@@ -71,7 +67,7 @@ async function main(): Promise<void> {
         first.push(await app(cp.server, runtime!, 'shop', backendPort, gwPort, dnd['ID']));
         second.push(await app(cp.server, runtime!, 'blog', backendPort, gwPort, dnd['ID']));
         const pids = traefikPids(cp.dataDir);
-        rss.push(pids.reduce((sum, p) => sum + rssBytes(p), 0));
+        rss.push(pids.reduce((sum, p) => sum + (rssBytes(p) ?? NaN), 0));
         console.log(`round ${round}: first app ${first.at(-1)!.toFixed(0)} ms, second app ${second.at(-1)!.toFixed(0)} ms, traefik processes ${pids.length}, RSS ${(rss.at(-1)! / MiB).toFixed(0)} MiB`);
       } finally {
         await cp.close();

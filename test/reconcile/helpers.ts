@@ -10,6 +10,8 @@ import { createLogger } from '../../src/logger.js';
 import { ReconcileRuntime, type ReconcileRuntimeOptions } from '../../src/reconcile/runtime.js';
 import type { Reconciler, Settlement } from '../../src/reconcile/types.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
+import type { Kind } from '../../src/kinds/declare.js';
+import { validatePayload, type JsonObject } from '../../src/kinds/validate.js';
 
 export const quietLogger = () => createLogger({ level: process.env['THREEPORT_TEST_LOG'] ?? 'silent' });
 
@@ -130,4 +132,9 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
   let resolve!: (v: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** Creates an object as the API does: validated, defaults applied, its reconcile queued in the same statement; its ID. */
+export async function createObject(store: ObjectStore, kind: Kind, fields: JsonObject): Promise<number> {
+  return (JSON.parse(await store.create(kind, validatePayload(kind, fields, 'create'))) as { ID: number }).ID;
 }

@@ -9,7 +9,7 @@ import { AttachedObjectReference } from '../../src/kinds/events.js';
 import { SecretDefinition } from '../../src/kinds/secret.js';
 import { WorkloadDefinition } from '../../src/kinds/workload.js';
 import type { Kind } from '../../src/kinds/declare.js';
-import { validatePayload, type JsonObject } from '../../src/kinds/validate.js';
+import type { JsonObject } from '../../src/kinds/validate.js';
 import { NotFoundError } from '../../src/errors.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
 import { ControllableClock } from '../../src/reconcile/clock.js';
@@ -20,6 +20,7 @@ import { ReconcileRuntime } from '../../src/reconcile/runtime.js';
 import type { ReconcileContext, Reconciler } from '../../src/reconcile/types.js';
 import {
   Settlements,
+  createObject,
   deferred,
   eventsOf,
   queueRow,
@@ -41,10 +42,7 @@ beforeEach(async () => {
   await resetData(env.db);
 });
 
-/** Creates an object as the API does: validated, defaults applied, its reconcile queued in the same statement. */
-async function create(kind: Kind, fields: JsonObject): Promise<number> {
-  return (JSON.parse(await env.store.create(kind, validatePayload(kind, fields, 'create'))) as { ID: number }).ID;
-}
+const create = (kind: Kind, fields: JsonObject): Promise<number> => createObject(env.store, kind, fields);
 
 const YAML_DOC = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n';
 

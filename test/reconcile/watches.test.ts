@@ -6,13 +6,13 @@ import { after, before, beforeEach, test } from 'node:test';
 import { KubernetesRuntimeDefinition, KubernetesRuntimeInstance } from '../../src/kinds/kubernetes-runtime.js';
 import { WorkloadDefinition, WorkloadInstance, WorkloadResourceDefinition } from '../../src/kinds/workload.js';
 import type { Kind } from '../../src/kinds/declare.js';
-import { validatePayload, type JsonObject } from '../../src/kinds/validate.js';
+import type { JsonObject } from '../../src/kinds/validate.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
 import { edgesOf } from '../../src/controllers/graph.js';
 import { untilWoken } from '../../src/reconcile/wait-for.js';
 import { WATCH_BACKSTOP_MS } from '../../src/reconcile/watches.js';
 import type { ReconcileContext, Reconciler } from '../../src/reconcile/types.js';
-import { Settlements, eventually, queueRow, resetData, startEnv, startRuntime, type Env } from './helpers.js';
+import { Settlements, createObject, eventually, queueRow, resetData, startEnv, startRuntime, type Env } from './helpers.js';
 
 let env: Env;
 before(async () => {
@@ -25,9 +25,7 @@ beforeEach(async () => {
   await resetData(env.db);
 });
 
-async function create(kind: Kind, fields: JsonObject): Promise<number> {
-  return (JSON.parse(await env.store.create(kind, validatePayload(kind, fields, 'create'))) as { ID: number }).ID;
-}
+const create = (kind: Kind, fields: JsonObject): Promise<number> => createObject(env.store, kind, fields);
 
 async function dueInMs(kind: string, id: number): Promise<number> {
   const res = await env.db.query<{ ms: number }>(

@@ -4,13 +4,13 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DescribeSubnetsCommand, DescribeVpcsCommand } from '@aws-sdk/client-ec2';
 import { ListRolesCommand } from '@aws-sdk/client-iam';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { deleteEks, provisionEks, eksSteps, runtimeNetwork, type EksSpec } from '../../src/providers/aws/eks.js';
 import type { ResourceInventory } from '../../src/providers/aws/inventory.js';
 import { STACK_TAG } from '../../src/providers/aws/tags.js';
 import { added, census, drive, testAccount, testCipher, testProvider, type Census } from './helpers.js';
 
-const skip = motoUnavailableReason();
+const skip = SKIP_AWS;
 const spec: EksSpec = { zoneCount: 2, instanceType: 't3.medium', initialSize: 2, minSize: 0, maxSize: 5 };
 
 describe('EKS stack against moto', { skip }, () => {

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InitializeHandler, MetadataBearer } from '@smithy/types';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { Settlements, eventually, startEnv, startRuntime, type Env } from '../reconcile/helpers.js';
 import { ControllableClock } from '../../src/reconcile/clock.js';
 import type { ReconcileRuntime } from '../../src/reconcile/runtime.js';
@@ -18,7 +18,7 @@ import { decodeEksToken } from '../../src/providers/aws/eks-token.js';
 import { parseInventory } from '../../src/providers/aws/inventory.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from './helpers.js';
 
-const skip = motoUnavailableReason();
+const skip = SKIP_AWS;
 const CLUSTER_CREATE_MS = 10 * 60_000;
 const NODEGROUP_CREATE_MS = 5 * 60_000;
 

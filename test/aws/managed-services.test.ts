@@ -4,7 +4,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { Settlements, eventsOf, eventually, resetData, startEnv, startRuntime, type Env } from '../reconcile/helpers.js';
 import type { ReconcileRuntime } from '../../src/reconcile/runtime.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
@@ -29,7 +29,7 @@ import { stackName } from '../../src/providers/aws/tags.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from './helpers.js';
 import { LocalPostgresResolver } from './seams.js';
 
-const skip = motoUnavailableReason();
+const skip = SKIP_AWS;
 
 async function create(store: ObjectStore, kind: Kind, fields: JsonObject): Promise<JsonObject> {
   return JSON.parse(await store.create(kind, fields)) as JsonObject;

@@ -9,7 +9,7 @@ import { ListClustersCommand } from '@aws-sdk/client-eks';
 import { CreateRoleCommand } from '@aws-sdk/client-iam';
 import { ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import { startFaultProxy, startMoto, motoUnavailableReason, type FaultProxy, type MotoServer } from '../harness/moto.js';
+import { startFaultProxy, startMoto, SKIP_AWS, type FaultProxy, type MotoServer } from '../harness/moto.js';
 import { AwsCallError, isNotFound } from '../../src/providers/aws/errors.js';
 import { AwsRetryPolicy, type AwsRetryEvent } from '../../src/providers/aws/retry.js';
 import { AwsProvider } from '../../src/providers/aws/provider.js';
@@ -29,7 +29,7 @@ import {
   TEST_SECRET_ACCESS_KEY,
 } from './helpers.js';
 
-const skip = motoUnavailableReason();
+const skip = SKIP_AWS;
 
 /** A seeded generator, so "30% of requests fail" is the same every run. */
 function seeded(seed: number): () => number {

@@ -21,12 +21,12 @@ import { after, before, describe, test } from 'node:test';
 import { aws, controlPlane, kubernetesRuntime, workload } from '../../src/kinds/index.js';
 import type { ThreeportClient } from '../../src/client/api-client.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
-import { motoUnavailableReason, startMoto, type MotoServer } from '../harness/moto.js';
+import { SKIP_AWS, startMoto, type MotoServer } from '../harness/moto.js';
 import { upstreamThreeport, type UpstreamThreeport } from '../harness/upstream-threeport.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
 import { errorLine, eventually, parseTable, runProgram, TptctlHome } from './tptctl-harness.js';
 
-const skip = SKIP_KUBE ? SKIP_KUBE_REASON : motoUnavailableReason();
+const skip = SKIP_KUBE ? SKIP_KUBE_REASON : SKIP_AWS;
 const CP = 'upstream';
 
 /**

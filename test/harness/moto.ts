@@ -2,7 +2,9 @@
 // free loopback port, and a fault-injecting loopback proxy to put in front of it.
 //
 // moto keeps all state in memory: `reset()` wipes it between tests. It starts
-// in about a second. If it is missing, scripts/install-test-deps.sh installs it.
+// in about a second. If it is missing, scripts/install-test-deps.sh installs it; until then
+// startMoto fails, saying so, unless THREEPORT_SKIP_AWS=1 skips the suites that need it
+// (as THREEPORT_SKIP_KUBE=1 does for the Kubernetes binaries).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { freePort } from './ports.js';
@@ -18,18 +20,25 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
+/** THREEPORT_SKIP_AWS=1 skips the suites that need moto; otherwise a missing moto fails them with instructions. */
+export const SKIP_AWS: string | undefined =
+  process.env['THREEPORT_SKIP_AWS'] === '1' ? 'THREEPORT_SKIP_AWS=1: tests that need moto skipped' : undefined;
+
 export class MotoMissingError extends Error {
   constructor(detail: string) {
-    super(`moto's server is not installed (${detail}); run scripts/install-test-deps.sh (pip install moto[server]==${MOTO_VERSION})`);
+    super(
+      `moto's server is not installed (${detail}); run scripts/install-test-deps.sh (pip install moto[server]==${MOTO_VERSION}), ` +
+        'or set THREEPORT_SKIP_AWS=1 to skip the tests that need it',
+    );
     this.name = 'MotoMissingError';
   }
 }
 
-/** Whether `python3 -m moto.server` can run here; tests skip with this reason when it cannot. */
-export function motoUnavailableReason(): string | undefined {
+/** Why `python3 -m moto.server` cannot run here, or undefined when it can. */
+function motoMissing(): MotoMissingError | undefined {
   const probe = spawnSync('python3', ['-c', 'import moto.server, flask'], { encoding: 'utf8', timeout: 30_000 });
-  if (probe.error) return `python3 is not runnable: ${probe.error.message}`;
-  if (probe.status !== 0) return new MotoMissingError(probe.stderr.trim().split('\n').at(-1) ?? 'import failed').message;
+  if (probe.error) return new MotoMissingError(`python3 is not runnable: ${probe.error.message}`);
+  if (probe.status !== 0) return new MotoMissingError(probe.stderr.trim().split('\n').at(-1) ?? 'import failed');
   return undefined;
 }
 
@@ -52,8 +61,8 @@ async function waitReady(url: string, child: ChildProcess, timeoutMs: number, ou
 }
 
 export async function startMoto(options: { timeoutMs?: number } = {}): Promise<MotoServer> {
-  const reason = motoUnavailableReason();
-  if (reason) throw new Error(reason);
+  const missing = motoMissing();
+  if (missing) throw missing;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { GetRoleCommand } from '@aws-sdk/client-iam';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
 import { Settlements, eventsOf, eventually, startEnv, startRuntime, type Env } from '../reconcile/helpers.js';
 import type { ReconcileRuntime } from '../../src/reconcile/runtime.js';
@@ -45,7 +45,7 @@ import { added, capturingLogger, census, MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TE
 import { LocalClusterResolver, LocalPostgresResolver, standInWorkloadReconciler } from '../aws/seams.js';
 import { AwsProvider } from '../../src/providers/aws/provider.js';
 
-const skip = motoUnavailableReason() ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
+const skip = SKIP_AWS ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
 const SECRET_VALUE = 'an-api-key-that-must-stay-secret-42';
 
 async function create(store: ObjectStore, kind: Kind, fields: JsonObject): Promise<JsonObject> {

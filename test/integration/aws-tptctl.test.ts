@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
 import { TptctlHome, eventually } from '../e2e/tptctl-harness.js';
@@ -24,7 +24,7 @@ import { kubeClusterClient } from '../../src/providers/kube/client.js';
 import { parseInventory } from '../../src/providers/aws/inventory.js';
 import { added, census, MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, type Census } from '../aws/helpers.js';
 
-const skip = motoUnavailableReason() ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
+const skip = SKIP_AWS ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
 const SEAMED = fileURLToPath(new URL('../aws/seamed-reconcilers.js', import.meta.url));
 const CP = 'aws-e2e';
 

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { startMoto, startFaultProxy, motoUnavailableReason, type MotoServer, type FaultProxy } from '../harness/moto.js';
+import { startMoto, startFaultProxy, SKIP_AWS, type MotoServer, type FaultProxy } from '../harness/moto.js';
 import { SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { AwsProvider, AWS_ENDPOINT_ENV } from '../../src/providers/aws/provider.js';
 import { SECRET_REFRESH_ENV } from '../../src/controllers/secret/index.js';
@@ -20,7 +20,7 @@ import { packageRoot } from '../../src/providers/runtimes/kwok/binaries.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
 import { api, clientFor, createRuntimes, events, get, list, must, startControlPlane, status, until, type ControlPlane, type Obj } from './workload-helpers.js';
 
-const skip = motoUnavailableReason() ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
+const skip = SKIP_AWS ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
 const FIRST = { 'api-key': 'first-value-that-must-stay-secret-1', 'db-password': 'second-value-that-must-stay-secret-2' };
 const ROTATED = { 'api-key': 'rotated-value-that-must-stay-secret-3', 'db-password': 'second-value-that-must-stay-secret-2' };
 const CHARTS_DIR = join(packageRoot() ?? resolve('.'), 'test', 'fixtures', 'charts');

@@ -48,7 +48,7 @@ import {
   type SupportPeerName,
 } from '../../src/providers/support-peers/index.js';
 import { startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
-import { motoUnavailableReason, startMoto, type MotoServer } from '../harness/moto.js';
+import { SKIP_AWS, startMoto, type MotoServer } from '../harness/moto.js';
 import { freePort } from '../harness/ports.js';
 import { until } from '../harness/until.js';
 
@@ -58,7 +58,11 @@ const OWNER = 'threeport-runtime-peers-test';
 const REGION = 'us-east-1';
 const MiB = 1024 * 1024;
 /** THREEPORT_SKIP_PEERS=1 (as for scripts/install-test-deps.sh) skips this suite; otherwise a missing peer fails it. */
-const SKIP = SKIP_KUBE ? SKIP_KUBE_REASON : process.env['THREEPORT_SKIP_PEERS'] === '1' ? 'THREEPORT_SKIP_PEERS=1: support-peer tests skipped' : false;
+const SKIP = SKIP_KUBE
+  ? SKIP_KUBE_REASON
+  : process.env['THREEPORT_SKIP_PEERS'] === '1'
+    ? 'THREEPORT_SKIP_PEERS=1: support-peer tests skipped'
+    : (SKIP_AWS ?? false);
 
 test('a peer that is not built fails with the command that builds it', () => {
   const empty = mkdtempSync(join(tmpdir(), 'threeport-peers-none-'));
@@ -173,8 +177,6 @@ function pidAlive(pid: number | undefined): boolean {
 }
 
 test('support peers against a simulated cluster and moto', { skip: SKIP, timeout: 900_000 }, async (t) => {
-  const motoMissing = motoUnavailableReason();
-  if (motoMissing) throw new Error(motoMissing);
   // Each part first finds the peers it runs: a missing one fails that part, naming the command
   // that builds it (findSupportPeer throws SupportPeerMissingError).
 

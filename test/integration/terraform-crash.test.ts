@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { spawnServer, type ServerProcess } from '../harness/server-process.js';
 import { TptctlHome } from '../e2e/tptctl-harness.js';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
@@ -19,7 +19,7 @@ import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../
 import { DB_PASSWORD, RESOURCE_NAMES, readLedger, stateResources, writeSample } from '../terraform/sample.js';
 import { SKIP_TOFU, tofuPath } from '../terraform/tofu.js';
 
-const skip = SKIP_TOFU ?? motoUnavailableReason();
+const skip = SKIP_TOFU ?? SKIP_AWS;
 const BUCKET = 'tf-crash-state';
 
 type Obj = Record<string, unknown>;

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { startFaultProxy, startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startFaultProxy, startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { Settlements, eventsOf, eventually, startEnv, startRuntime, type Env } from '../reconcile/helpers.js';
 import type { ReconcileRuntime } from '../../src/reconcile/runtime.js';
 import type { JsonObject } from '../../src/kinds/validate.js';
@@ -28,7 +28,7 @@ import { capturingLogger, MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCES
 import { DB_PASSWORD, RESOURCE_NAMES, configDir, readLedger, sampleFiles, sampleVars, stateResources } from '../terraform/sample.js';
 import { SKIP_TOFU, tofuPath } from '../terraform/tofu.js';
 
-const skip = SKIP_TOFU ?? motoUnavailableReason();
+const skip = SKIP_TOFU ?? SKIP_AWS;
 const BUCKET = 'tf-state';
 
 async function create(env: Env, kind: Kind, fields: JsonObject): Promise<JsonObject> {

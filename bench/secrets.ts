@@ -24,7 +24,7 @@ import { connectionFromRuntimeInstance } from '../src/providers/kube/connection.
 import type { KubeObject } from '../src/providers/kube/client.js';
 import { externalSecretsLaunch, findSupportPeer, installCrds, SupportPeerSet } from '../src/providers/support-peers/index.js';
 import { startMoto } from '../test/harness/moto.js';
-import { freePort } from '../test/harness/ports.js';
+import { freePort } from '../src/system.js';
 import { clientFor, createRuntimes, get, list, must, startControlPlane, status, until } from '../test/integration/workload-helpers.js';
 import { median } from './lib/load.js';
 

@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { ensurePki, type Pki } from '../src/crypto/pki.js';
 import { FieldCipher } from '../src/crypto/field-encryption.js';
 import { startTestPostgres } from '../test/harness/postgres.js';
-import { freePort } from '../test/harness/ports.js';
+import { freePort } from '../src/system.js';
 import { median } from './lib/load.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));

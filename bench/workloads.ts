@@ -26,6 +26,7 @@ import { connectionFromRuntimeInstance } from '../src/providers/kube/connection.
 import { kubeClusterClient, type KubeClusterClient, type KubeObject } from '../src/providers/kube/client.js';
 import { findKubeBinaries } from '../src/providers/runtimes/kwok/binaries.js';
 import { kubeRequest } from '../src/providers/runtimes/kwok/http.js';
+import { backoffDelay } from '../src/system.js';
 
 const { values } = parseArgs({
   options: {
@@ -101,7 +102,7 @@ async function retrying<T>(what: string, fn: () => Promise<T>, attempts = 8): Pr
       return await fn();
     } catch (err) {
       if (i >= attempts) throw new Error(`${what}: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 100 * 2 ** i));
+      await new Promise((r) => setTimeout(r, backoffDelay(i, { initialMs: 200, maxMs: 30_000 })));
     }
   }
 }

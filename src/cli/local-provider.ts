@@ -6,9 +6,10 @@
 // a config entry nor a process behind (upstream issue #227).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { threeportServerScript } from '../providers/executables.js';
+import { freePort, portIsFree, processAlive } from '../system.js';
 import { ThreeportClient } from '../client/api-client.js';
 import { ObjectConflictError } from '../client/errors.js';
 import { controlPlane, kubernetesRuntime } from '../kinds/index.js';
@@ -33,15 +34,6 @@ export function validateName(name: string | undefined): string {
     throw new CliError(`control plane name ${JSON.stringify(name)} is not valid: use lower-case letters, digits and dashes, starting and ending with a letter or digit`);
   }
   return name;
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The command line of a process (Linux), to make sure a pid from a file is still the process we think. */
@@ -115,26 +107,6 @@ export async function stopLocal(dir: string, out: Output | undefined, graceMs = 
     if (how === 'killed') out?.warn(`embedded PostgreSQL (pid ${pg}) did not stop within 10s and was killed`);
   }
   rmSync(join(dir, SERVER_PID_FILE), { force: true });
-}
-
-export async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen({ port: 0, host: '127.0.0.1' }, () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Whether a Docker engine answers on its socket (the default provider is kind then, local otherwise). */
@@ -219,8 +191,8 @@ export async function upLocal(options: UpOptions): Promise<ControlPlaneConfig> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const logFile = join(dir, SERVER_LOG_FILE);
   let port = options.port;
-  if (port === undefined) port = (await portFree(DEFAULT_API_PORT)) ? DEFAULT_API_PORT : await freePort();
-  else if (port !== 0 && !(await portFree(port))) throw new CliError(`port ${port} on 127.0.0.1 is already in use: pass another --port, or 0 for any free port`);
+  if (port === undefined) port = (await portIsFree(DEFAULT_API_PORT)) ? DEFAULT_API_PORT : await freePort();
+  else if (port !== 0 && !(await portIsFree(port))) throw new CliError(`port ${port} on 127.0.0.1 is already in use: pass another --port, or 0 for any free port`);
   else if (port === 0) port = await freePort();
 
   const args = [threeportServerScript(), 'server', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dir];

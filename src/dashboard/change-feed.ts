@@ -13,6 +13,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
 import { CHANGE_CHANNEL } from '../store/schema.js';
+import { backoffDelay } from '../system.js';
 
 export interface Change {
   seq: number;
@@ -92,7 +93,7 @@ export class ChangeFeed {
     client.removeAllListeners('notification');
     void client.end().catch(() => {});
     this.#failures += 1;
-    const delay = Math.min(10_000, 250 * 2 ** this.#failures);
+    const delay = backoffDelay(this.#failures, { initialMs: 500, maxMs: 10_000 });
     this.#log.warn({ err: err ? String(err) : undefined, retryInMs: delay }, 'dashboard change feed: LISTEN connection lost');
     this.#retry = setTimeout(() => void this.#connect(), delay);
     this.#retry.unref();

@@ -24,16 +24,6 @@ export function findOnPath(name: string, pathVar: string | undefined): string | 
   return undefined;
 }
 
-/** Whether a process with this pid exists (EPERM: it exists, owned by someone else). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * The compiled `threeport` executable of this build (dist/src/bin/threeport.js): what `tptctl up`
  * starts, and what a parent control plane runs as a child control plane on a simulated runtime.

@@ -2,6 +2,7 @@
 // with jitter, as a small validated value. A bad setting fails at start-up
 // with a message that names the field, the value and what is allowed.
 import { InputError } from '../errors.js';
+import { backoffDelay } from '../system.js';
 
 export interface RetryPolicyInput {
   /** Delay after the first failure. Default 1 s. */
@@ -66,8 +67,7 @@ export class RetryPolicy {
   /** The delay before retrying, without jitter, after `failures` consecutive failures (1 = the first). */
   baseDelay(failures: number): number {
     if (!Number.isInteger(failures) || failures < 1) throw new RangeError(`failures must be a whole number of at least 1, got ${failures}`);
-    const grown = this.initialIntervalMs * Math.pow(this.backoffCoefficient, failures - 1);
-    return Math.min(this.maximumIntervalMs, grown);
+    return backoffDelay(failures, { initialMs: this.initialIntervalMs, maxMs: this.maximumIntervalMs, factor: this.backoffCoefficient });
   }
 
   /** The delay before retrying after `failures` consecutive failures, jitter applied. */

@@ -37,6 +37,7 @@ import type { ReconcileMetrics } from './metrics.js';
 import { RetryPolicy, type RetryPolicyInput } from './retry-policy.js';
 import { WATCH_BACKSTOP_MS, WatchRouter, deleteOwnedFirst } from './watches.js';
 import type { Outcome, ReconcileContext, ReconcileResult, Reconciler, Settlement } from './types.js';
+import { backoffDelay } from '../system.js';
 
 export interface ReconcileRuntimeSettings {
   /** Reconciles of one kind running at once in this process (default 8); a reconciler's own setting wins. */
@@ -361,7 +362,7 @@ export class ReconcileRuntime {
     this.#hearingChanges = false;
     void client.end().catch(() => {});
     if (this.#stopping) return;
-    const delay = Math.min(30_000, 500 * 2 ** this.#listenFailures);
+    const delay = backoffDelay(this.#listenFailures + 1, { initialMs: 500, maxMs: 30_000 });
     if (this.#listenFailures === 0) {
       this.#log.warn({ err: err ? describeError(err) : 'connection ended', retryInMs: delay }, 'LISTEN connection lost; polling until it is back');
     }
@@ -400,7 +401,7 @@ export class ReconcileRuntime {
         if (this.#leaseErrors === 0) this.#log.error({ err: describeError(err) }, 'cannot lease reconcile items; retrying');
         this.#leaseErrors++;
         for (const r of requests) r.lane.hint = true;
-        await within(new Promise((resolve) => setTimeout(resolve, Math.min(this.#pollIntervalMs, 100 * 2 ** this.#leaseErrors)).unref()), 60_000);
+        await within(new Promise((resolve) => setTimeout(resolve, backoffDelay(this.#leaseErrors, { initialMs: 200, maxMs: this.#pollIntervalMs })).unref()), 60_000);
         continue;
       }
       const batch = ++this.#batch;

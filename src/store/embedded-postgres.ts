@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, c
 import { arch, platform, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processAlive } from '../system.js';
 
 export interface EmbeddedPostgresOptions {
   /** Directory that holds the cluster (`pgdata/`) and its socket. */
@@ -43,15 +44,6 @@ async function binaries(): Promise<Binaries> {
 function wrapForRoot(command: string, args: string[]): [string, string[]] {
   if (userInfo().uid !== 0) return [command, args];
   return ['unshare', ['--user', '--map-user=1000', '--map-group=1000', command, ...args]];
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class EmbeddedPostgres {

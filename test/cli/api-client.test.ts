@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ThreeportClient } from '../../src/client/api-client.js';
 import { ApiConnectionError, ApiError, ObjectConflictError, ObjectNotFoundError } from '../../src/client/errors.js';
-import { freePort } from '../../src/cli/local-provider.js';
+import { freePort } from '../../src/system.js';
 import { aws, gateway, workload } from '../../src/kinds/index.js';
 
 const envelope = (type: string, data: unknown[] | null, code = 200, error = '') =>

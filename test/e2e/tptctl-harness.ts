@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import type { ThreeportClient } from '../../src/client/api-client.js';
 import { clientFor, type ControlPlaneConfig } from '../../src/cli/threeport-config.js';
-import { processAlive, runningPostgres, runningServer } from '../../src/cli/local-provider.js';
+import { runningPostgres, runningServer } from '../../src/cli/local-provider.js';
+import { processAlive } from '../../src/system.js';
 
 /** The repository root (this file runs from dist/test/e2e/). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -6,7 +6,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { aws, controlPlane, kubernetesRuntime } from '../../src/kinds/index.js';
-import { processAlive, runningPostgres, runningServer } from '../../src/cli/local-provider.js';
+import { runningPostgres, runningServer } from '../../src/cli/local-provider.js';
+import { processAlive } from '../../src/system.js';
 import { errorLine, FIXTURES, parseTable, STAND_IN_RECONCILERS, TptctlHome } from './tptctl-harness.js';
 
 describe('tptctl up and down, local provider', () => {

@@ -12,7 +12,7 @@ import type { ThreeportClient } from '../../src/client/api-client.js';
 import type { AnyObject } from '../../src/client/types.js';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { aws, helmWorkload, kubernetesRuntime, workload } from '../../src/kinds/index.js';
-import { processAlive } from '../../src/cli/local-provider.js';
+import { processAlive } from '../../src/system.js';
 import { VERSION } from '../../src/version.js';
 import { errorLine, eventually, FIXTURES, parseTable, STAND_IN_RECONCILERS, TptctlHome, type RunResult } from './tptctl-harness.js';
 

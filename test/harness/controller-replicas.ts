@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { THREEPORT_BIN } from './server-process.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../src/system.js';
 import { until } from './until.js';
 
 export interface Replica {

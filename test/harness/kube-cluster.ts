@@ -22,7 +22,8 @@ import {
 } from '../../src/providers/runtimes/kwok/binaries.js';
 import { EtcdServer, KwokCluster } from '../../src/providers/runtimes/kwok/cluster.js';
 import type { KubeCredentials, KubeRequestOptions, KubeResponse } from '../../src/providers/runtimes/kwok/http.js';
-import { freePort, killChildrenOnSignals, registerRoot, releaseRoot } from '../../src/providers/runtimes/kwok/processes.js';
+import { killChildrenOnSignals, registerRoot, releaseRoot } from '../../src/providers/runtimes/kwok/processes.js';
+import { freePort } from '../../src/system.js';
 import type { KubeConnection } from '../../src/providers/kube/connection.js';
 
 export { FatalPollError, kubeRequest, pollUntil } from '../../src/providers/runtimes/kwok/http.js';

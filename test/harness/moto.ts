@@ -7,7 +7,7 @@
 // (as THREEPORT_SKIP_KUBE=1 does for the Kubernetes binaries).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { freePort } from './ports.js';
+import { freePort } from '../../src/system.js';
 
 export const MOTO_VERSION = '5.2.1';
 

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedPostgres } from '../../src/store/embedded-postgres.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../src/system.js';
 
 export interface TestPostgres {
   url: string;

@@ -28,17 +28,9 @@ import { api, must, type Obj } from '../harness/api-calls.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
 import { until } from '../harness/until.js';
+import { processAlive } from '../../src/system.js';
 
 const LOG_PATH = join(tmpdir(), `threeport-child-cp-${process.pid}.log`);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function events(server: RunningServer, id: unknown): Promise<Obj[]> {
   return (await api(server, 'GET', `/v0/events-join-attached-object-references?objectid=${String(id)}&size=100`)).data;
@@ -211,7 +203,7 @@ test(
       assert.ok(existsSync(join(dir, 'db')), `the child's embedded PostgreSQL lives in ${dir}`);
       assert.ok(existsSync(join(dir, 'encryption.key')));
       const pid1 = (JSON.parse(readFileSync(join(dir, 'child.json'), 'utf8')) as { pid: number }).pid;
-      assert.ok(alive(pid1));
+      assert.ok(processAlive(pid1));
 
       // ---- the child's registration (onboarding) ------------------------------------------------
       const c = new ThreeportClient({ baseUrl: url, tls });
@@ -259,9 +251,9 @@ test(
         assert.match(String(restarted['Note']), /killed by SIGKILL/);
         const pid2 = await until('a new child process answering /readyz', async () => {
           const p = (JSON.parse(readFileSync(join(dir, 'child.json'), 'utf8')) as { pid: number }).pid;
-          return p !== pid1 && alive(p) && (await readyz(url, tls)) === 200 ? p : undefined;
+          return p !== pid1 && processAlive(p) && (await readyz(url, tls)) === 200 ? p : undefined;
         }, 180_000);
-        assert.ok(!alive(pid1));
+        assert.ok(!processAlive(pid1));
         t.diagnostic(`restarted: pid ${pid1} → ${pid2}`);
 
         // The runtime cannot go while it hosts a control plane.
@@ -270,12 +262,12 @@ test(
 
         // ---- the parent restarts: the child comes back on its data and port ------------------------
         await s.close();
-        await until('child stopped with its parent', () => (alive(pid2) ? undefined : true), 30_000);
+        await until('child stopped with its parent', () => (processAlive(pid2) ? undefined : true), 30_000);
         server = await startLocalServer(dataDir, config);
         s = server;
         const pid3 = await until('the child again after the parent restarted', async () => {
           const p = (JSON.parse(readFileSync(join(dir, 'child.json'), 'utf8')) as { pid: number }).pid;
-          return p !== pid2 && alive(p) && (await readyz(url, tls)) === 200 ? p : undefined;
+          return p !== pid2 && processAlive(p) && (await readyz(url, tls)) === 200 ? p : undefined;
         }, 240_000);
         const c2 = new ThreeportClient({ baseUrl: url, tls });
         try {
@@ -287,7 +279,7 @@ test(
         // ---- delete: process, data and namespace gone --------------------------------------------
         assert.ok((await api(s, 'DELETE', `/v0/control-plane-instances/${childId}`)).status < 300);
         await until('ControlPlaneInstance gone', async () => ((await api(s, 'GET', `/v0/control-plane-instances/${childId}`)).status === 404 ? true : undefined), 120_000);
-        await until('child process gone', () => (alive(pid3) ? undefined : true), 30_000);
+        await until('child process gone', () => (processAlive(pid3) ? undefined : true), 30_000);
         assert.ok(!existsSync(dir), 'the child data directory is removed');
         await until('namespace removed', async () => {
           const n = await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: 'child-ns' });

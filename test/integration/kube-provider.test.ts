@@ -16,7 +16,7 @@ import { KubeError } from '../../src/providers/kube/errors.js';
 import type { WatchEvent } from '../../src/providers/kube/watch.js';
 import { InputError } from '../../src/errors.js';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
-import { freePort } from '../../src/providers/runtimes/kwok/processes.js';
+import { freePort } from '../../src/system.js';
 import { startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeCluster, type KubeClusterSet } from '../harness/kube-cluster.js';
 import { until } from '../harness/until.js';
 

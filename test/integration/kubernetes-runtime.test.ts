@@ -21,6 +21,7 @@ import { spawnServer, type ServerProcess } from '../harness/server-process.js';
 import { findKubeBinaries, startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
 import { until } from '../harness/until.js';
 import { api, must,  type Obj } from '../harness/api-calls.js';
+import { processAlive } from '../../src/system.js';
 
 async function instance(server: RunningServer, id: number): Promise<Obj | undefined> {
   const r = await api(server, 'GET', `/v0/kubernetes-runtime-instances/${id}`);
@@ -60,15 +61,6 @@ function clientFor(server: RunningServer, inst: Obj): KubeClusterClient {
 
 function pidsOf(dataDir: string, runtime: string): Record<string, number> {
   return (JSON.parse(readFileSync(join(dataDir, 'runtimes', runtime, 'state.json'), 'utf8')) as { pids: Record<string, number> }).pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 test(
@@ -183,7 +175,7 @@ test(
       const pidsBefore = Object.values(pidsOf(dataDir, 'alpha'));
       await server.close();
       server = undefined;
-      assert.ok(pidsBefore.every((pid) => !alive(pid)), 'a stopping server stops its clusters');
+      assert.ok(pidsBefore.every((pid) => !processAlive(pid)), 'a stopping server stops its clusters');
       const tRestart = Date.now();
       server = await startControlPlane(dataDir);
       const alphaBack = await reconciledWithEndpoint(server, alpha['ID'] as number);
@@ -207,7 +199,7 @@ test(
         );
       }
       assert.ok(!existsSync(join(dataDir, 'runtimes', 'alpha')) && !existsSync(join(dataDir, 'runtimes', 'beta')));
-      const pidsAfter = pidsBefore.filter(alive);
+      const pidsAfter = pidsBefore.filter(processAlive);
       assert.deepEqual(pidsAfter, []);
       assert.equal((await external.get('ext').request('GET', '/readyz')).status, 200, 'a registered cluster is not ours to remove');
       await must(server, 'DELETE', `/v0/kubernetes-runtime-definitions/${String(def['ID'])}`);
@@ -281,7 +273,7 @@ test(
       const pids1 = Object.values(pidsOf(dataDir, 'gamma'));
       assert.equal(pids1.length, 5);
       await proc.kill('SIGKILL');
-      await until('the reaper to kill the cluster processes', async () => (pids1.some(alive) ? undefined : true), 15_000);
+      await until('the reaper to kill the cluster processes', async () => (pids1.some(processAlive) ? undefined : true), 15_000);
       let since = Date.now();
       proc = await spawnServer(args);
       const second = await reconciledClient(id, since);
@@ -295,20 +287,20 @@ test(
       assert.equal(reapers.length, 1);
       process.kill(reapers[0]!, 'SIGKILL');
       await proc.kill('SIGKILL');
-      assert.ok(pids2.every(alive), 'orphaned cluster processes still run');
+      assert.ok(pids2.every(processAlive), 'orphaned cluster processes still run');
       since = Date.now();
       proc = await spawnServer(args);
       const third = await reconciledClient(id, since);
-      assert.ok(pids2.every((pid) => !alive(pid)), 'the stale processes were killed');
+      assert.ok(pids2.every((pid) => !processAlive(pid)), 'the stale processes were killed');
       const pids3 = Object.values(pidsOf(dataDir, 'gamma'));
-      assert.ok(pids3.every(alive) && pids3.every((p) => !pids2.includes(p)));
+      assert.ok(pids3.every(processAlive) && pids3.every((p) => !pids2.includes(p)));
       assert.deepEqual((await third.client.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'kept', namespace: 'default' }))?.['data'], { v: '1' });
       t.diagnostic(`endpoint ${String(third.inst['APIEndpoint'])} (first ${String(first.inst['APIEndpoint'])})`);
 
       // 3. SIGTERM: a graceful stop stops the cluster too.
       await proc.kill('SIGTERM');
       proc = undefined;
-      await until('cluster processes stopped with the server', async () => (pids3.some(alive) ? undefined : true), 15_000);
+      await until('cluster processes stopped with the server', async () => (pids3.some(processAlive) ? undefined : true), 15_000);
     } finally {
       for (const c of clients) c.close();
       await proc?.kill('SIGKILL');
@@ -345,7 +337,7 @@ test('stale cluster processes of an earlier server are killed only when they are
         return true;
       }
     }, 5_000, 20);
-    assert.ok(alive(other), 'a process that is not ours is left alone');
+    assert.ok(processAlive(other), 'a process that is not ours is left alone');
   } finally {
     for (const pid of [ours, other]) {
       try {

@@ -19,18 +19,10 @@ import { findSupportPeer } from '../../src/providers/support-peers/binaries.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { until } from '../harness/until.js';
 import { api, get, must, type Obj } from '../harness/api-calls.js';
+import { processAlive } from '../../src/system.js';
 
 const LOG_PATH = join(tmpdir(), `threeport-observability-${process.pid}.log`);
 const SKIP_OBS = process.env['THREEPORT_SKIP_OBSERVABILITY'] === '1' ? 'THREEPORT_SKIP_OBSERVABILITY=1' : false;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function promQuery(base: string, query: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
   const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(query)}`);
@@ -194,7 +186,7 @@ test(
       assert.ok(running.length >= 3, `the stack's processes run under ${dir}: ${JSON.stringify(running)}`);
       await must(server, 'DELETE', `/v0/observability-stack-instances/${String(inst['ID'])}`);
       await until('stack instance gone', async () => ((await get(server!, 'observability-stack-instances', inst['ID'])) === undefined ? true : undefined), 60_000);
-      assert.deepEqual(running.filter(alive), [], 'no stack process is left');
+      assert.deepEqual(running.filter(processAlive), [], 'no stack process is left');
       assert.equal(existsSync(dir), false, 'the stack directory is removed');
       await assert.rejects(fetch(`${prom}/-/ready`));
     } finally {
@@ -313,7 +305,7 @@ test(
         await must(server, 'DELETE', `/v0/${plural}/${String(id)}`);
         await until(`${plural} ${String(id)} deleted`, async () => ((await get(server!, plural, id)) === undefined ? true : undefined), 60_000);
       }
-      assert.deepEqual(processesUnder(root).filter(alive), []);
+      assert.deepEqual(processesUnder(root).filter(processAlive), []);
       assert.deepEqual(existsSync(root) ? readdirSync(root) : [], []);
     } finally {
       await server?.close();

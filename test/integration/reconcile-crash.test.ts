@@ -20,7 +20,7 @@ import { migrate } from '../../src/store/migrate.js';
 import { ObjectStore } from '../../src/store/object-store.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
-import { freePort } from '../harness/ports.js';
+import { freePort } from '../../src/system.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const THREEPORT = join(here, '..', '..', 'src', 'bin', 'threeport.js');

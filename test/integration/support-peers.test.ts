@@ -49,7 +49,7 @@ import {
 } from '../../src/providers/support-peers/index.js';
 import { startKubeClusters, SKIP_KUBE, SKIP_KUBE_REASON, type KubeClusterSet } from '../harness/kube-cluster.js';
 import { SKIP_AWS, startMoto, type MotoServer } from '../harness/moto.js';
-import { freePort } from '../harness/ports.js';
+import { freePort, processAlive } from '../../src/system.js';
 import { until } from '../harness/until.js';
 
 const NS = 'apps';
@@ -164,16 +164,6 @@ function send(port: number, host: string, opts: { tls?: { ca: string }; path?: s
 function ok(reply: Reply): Reply {
   if (reply.status !== 200) throw new Error(`HTTP ${reply.status}: ${reply.body.slice(0, 200)}`);
   return reply;
-}
-
-function pidAlive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 test('support peers against a simulated cluster and moto', { skip: SKIP, timeout: 900_000 }, async (t) => {
@@ -487,7 +477,7 @@ test('support peers against a simulated cluster and moto', { skip: SKIP, timeout
       const pids = set.peers.map((p) => p.pid);
       assert.deepEqual(set.peers.map((p) => p.name).sort(), ['cert-manager', 'coredns', 'external-dns', 'external-secrets', 'pebble', 'traefik']);
       await set.stopAll();
-      assert.deepEqual(pids.filter(pidAlive), []);
+      assert.deepEqual(pids.filter(processAlive), []);
     });
   } finally {
     await peers?.stopAll().catch(() => undefined);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
-import { freePort } from '../harness/ports.js';
+import { freePort } from '../../src/system.js';
 import { findRegistryBinary, startRegistry } from '../harness/registry.js';
 import { until } from '../harness/until.js';
 

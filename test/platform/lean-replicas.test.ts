@@ -16,7 +16,7 @@ import { ensurePki, type Pki } from '../../src/crypto/pki.js';
 import { FieldCipher } from '../../src/crypto/field-encryption.js';
 import { readModuleRecord } from '../harness/module-recorder.js';
 import { startTestPostgres, type TestPostgres } from '../harness/postgres.js';
-import { freePort } from '../harness/ports.js';
+import { freePort } from '../../src/system.js';
 import { THREEPORT_BIN } from '../harness/server-process.js';
 import { until } from '../harness/until.js';
 

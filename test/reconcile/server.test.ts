@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { startServer } from '../../src/server.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
 import type { Reconciler } from '../../src/reconcile/types.js';
-import { freePort } from '../harness/ports.js';
+import { freePort } from '../../src/system.js';
 import { Settlements, eventually, quietLogger, startEnv, type Env } from './helpers.js';
 
 let env: Env;

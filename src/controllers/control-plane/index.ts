@@ -35,6 +35,7 @@ import { KubeClients } from '../../providers/kube/clients.js';
 import { ChildServers, type ChildServerConnection } from '../../providers/control-planes/child-servers.js';
 import type { KwokRuntimes } from '../../providers/runtimes/kwok/runtimes.js';
 import { onboardParent } from './onboard.js';
+import { Backoff } from '../../system.js';
 
 const { ControlPlaneDefinition: CPD, ControlPlaneInstance: CPI } = controlPlane;
 const { KubernetesRuntimeDefinition: KRD, KubernetesRuntimeInstance: KRI } = kubernetesRuntime;
@@ -78,7 +79,7 @@ export class ControlPlaneController {
   readonly #options: ControlPlaneControllerOptions;
   readonly #log: Logger;
   /** Debounce of exit-triggered reconciles per child: pending timer and current delay. */
-  readonly #exitBackoff = new Map<number, { delayMs: number; last: number; timer?: NodeJS.Timeout }>();
+  readonly #exitBackoff = new Map<number, { backoff: Backoff; timer?: NodeJS.Timeout }>();
 
   constructor(options: ControlPlaneControllerOptions) {
     this.#options = options;
@@ -272,15 +273,13 @@ export class ControlPlaneController {
   #childExited(id: number, info: string): void {
     if (this.#stopped) return;
     this.#log.warn({ controlPlaneInstance: id, info }, 'child control plane exited; requesting a reconcile');
-    const now = Date.now();
-    const b = this.#exitBackoff.get(id) ?? { delayMs: 250, last: 0 };
+    // An exit a minute or more after the previous one starts again from the shortest delay.
+    const b = this.#exitBackoff.get(id) ?? { backoff: new Backoff({ initialMs: 250, maxMs: 60_000, resetAfterMs: 60_000 }) };
     if (b.timer) return;
-    b.delayMs = now - b.last < 60_000 ? Math.min(b.delayMs * 2, 60_000) : 250;
-    b.last = now;
     b.timer = setTimeout(() => {
       b.timer = undefined;
       void this.#requestReconcile(id);
-    }, b.delayMs);
+    }, b.backoff.next());
     b.timer.unref();
     this.#exitBackoff.set(id, b);
   }

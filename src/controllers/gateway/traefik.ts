@@ -11,7 +11,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node
 import { join } from 'node:path';
 import type { KubeConnection } from '../../providers/kube/connection.js';
 import { SupportPeerSet, traefikLaunch, type PeerEvent } from '../../providers/support-peers/index.js';
-import { freePort } from '../../providers/runtimes/kwok/processes.js';
+import { freePort } from '../../system.js';
 
 export const TRAEFIK_PEER = 'traefik';
 

@@ -31,6 +31,7 @@ import {
   type RuntimeContext,
   type RuntimeProvider,
 } from '../../providers/runtimes/types.js';
+import { Backoff } from '../../system.js';
 
 export const CONTROLLER_NAME = 'KubernetesRuntimeController';
 
@@ -64,7 +65,7 @@ export class KubernetesRuntimeController {
   readonly #log: Logger;
   readonly #options: KubernetesRuntimeControllerOptions;
   /** Debounce of exit-triggered reconciles per runtime: next allowed time and current delay. */
-  readonly #exitBackoff = new Map<string, { delayMs: number; last: number; timer?: NodeJS.Timeout }>();
+  readonly #exitBackoff = new Map<string, { backoff: Backoff; timer?: NodeJS.Timeout }>();
   #stopped = false;
 
   constructor(options: KubernetesRuntimeControllerOptions) {
@@ -204,15 +205,13 @@ export class KubernetesRuntimeController {
   #componentExited(runtime: string, component: Component, info: string): void {
     if (this.#stopped) return;
     this.#log.warn({ runtime, component, info }, 'simulated cluster component exited; requesting a reconcile');
-    const now = Date.now();
-    const b = this.#exitBackoff.get(runtime) ?? { delayMs: 500, last: 0 };
+    // An exit a minute or more after the previous one starts again from the shortest delay.
+    const b = this.#exitBackoff.get(runtime) ?? { backoff: new Backoff({ initialMs: 500, maxMs: 60_000, resetAfterMs: 60_000 }) };
     if (b.timer) return; // one pending request is enough
-    b.delayMs = now - b.last < 60_000 ? Math.min(b.delayMs * 2, 60_000) : 500;
-    b.last = now;
     b.timer = setTimeout(() => {
       b.timer = undefined;
       void this.#requestReconcileByName(runtime);
-    }, b.delayMs);
+    }, b.backoff.next());
     b.timer.unref();
     this.#exitBackoff.set(runtime, b);
   }

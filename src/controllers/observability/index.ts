@@ -36,7 +36,7 @@ import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { connectionFromRuntimeInstance, type KubeConnection } from '../../providers/kube/connection.js';
 import { clusterNameFor } from '../../providers/runtimes/kwok/runtimes.js';
-import { freePort } from '../../providers/runtimes/kwok/processes.js';
+import { freePort } from '../../system.js';
 import { SupportPeerMissingError } from '../../providers/support-peers/binaries.js';
 import { SupportPeerSet, type PeerEvent } from '../../providers/support-peers/supervisor.js';
 import { logShipperLaunch, logStoreLaunch, prometheusLaunch } from '../../providers/observability/launch.js';

@@ -56,6 +56,7 @@ import {
 import { RuntimeWatcher, runtimeDefinitionOf, type TrackedResource } from './runtime-watch.js';
 import { deriveStatus, statusFields, statusKey, type Phase, type StatusResult } from './status.js';
 import { reportWorkloadEvent } from './workload-events.js';
+import { backoffDelay } from '../../system.js';
 
 export const CONTROLLER_NAME = 'WorkloadController';
 
@@ -921,7 +922,7 @@ export class WorkloadController {
     if (kubeErr && !kubeErr.retryable) return new TerminalError(message, { cause: err });
     if (kubeErr?.failure === 'UnknownKind') {
       // The CRD may come later (installed by a dependency, say): retry, but slowly.
-      return new ReconcileError(message, { cause: err, requeueAfterMs: Math.min(300_000, 5_000 * 2 ** Math.min(6, ctx.attempt - 1)) });
+      return new ReconcileError(message, { cause: err, requeueAfterMs: backoffDelay(ctx.attempt, { initialMs: 5_000, maxMs: 300_000 }) });
     }
     return new ReconcileError(message, { cause: err });
   }

@@ -6,6 +6,7 @@
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 import { InputError } from '../../errors.js';
 import { awsErrorCode, awsHttpStatus } from './errors.js';
+import { backoffDelay } from '../../system.js';
 
 export interface AwsRetryPolicyInput {
   /** Attempts per call, the first included (default 8). 1 disables retries. */
@@ -50,7 +51,7 @@ export class AwsRetryPolicy {
 
   /** The wait before retry number `retry` (1 = the first retry). */
   delay(retry: number, random: () => number = Math.random): number {
-    const backoff = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(retry - 1, 30));
+    const backoff = backoffDelay(retry, { initialMs: this.baseDelayMs, maxMs: this.maxDelayMs });
     return this.jitter === 'full' ? Math.round(random() * backoff) : backoff;
   }
 }

@@ -15,7 +15,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { threeportServerScript } from '../executables.js';
-import { ManagedProcess, killStaleGroups, registerRoot, releaseRoot, reusePort } from '../runtimes/kwok/processes.js';
+import { ManagedProcess, killStaleGroups, registerRoot, releaseRoot } from '../runtimes/kwok/processes.js';
+import { reusePort } from '../../system.js';
 
 /** What to run: one ControlPlaneInstance's server. */
 export interface ChildServerSpec {

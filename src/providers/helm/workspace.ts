@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { KubeConnection } from '../kube/connection.js';
-import { pidAlive } from '../executables.js';
+import { processAlive } from '../../system.js';
 import { HelmCommandError, HelmScrubber, isTransientHelmFailure } from './errors.js';
 import type { PostRenderConfig } from './post-render.js';
 
@@ -41,7 +41,7 @@ export function removeStaleWorkspaces(root: string): number {
     const m = /^work-(\d+)-/.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
-    if (pid === process.pid || pidAlive(pid)) continue;
+    if (pid === process.pid || processAlive(pid)) continue;
     rmSync(join(root, name), { recursive: true, force: true });
     removed++;
   }

@@ -6,6 +6,7 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { KubeError, classifyKubeError } from './errors.js';
 import type { KubeList, KubeObject, ResourceInfo } from './client.js';
+import { Backoff } from '../../system.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -144,8 +145,7 @@ export class ResumingWatch implements KubeWatch {
   }
 
   async #run(): Promise<void> {
-    const maxBackoff = this.opts.maxBackoffMs ?? 10_000;
-    let backoff = 200;
+    const backoff = new Backoff({ initialMs: 200, maxMs: this.opts.maxBackoffMs ?? 10_000 });
     const stopped = (): boolean => this.#stop.signal.aborted;
     while (!stopped()) {
       try {
@@ -156,7 +156,7 @@ export class ResumingWatch implements KubeWatch {
         this.#synced = true;
         const end = await this.#watchOnce();
         if (end === 'gone') this.#rv = undefined;
-        backoff = 200;
+        backoff.reset();
       } catch (err) {
         if (stopped()) break;
         const e = classifyKubeError(
@@ -168,8 +168,8 @@ export class ResumingWatch implements KubeWatch {
           continue;
         }
         this.opts.onError?.(e);
-        await sleep(backoff + Math.random() * backoff * 0.2, this.#stop.signal);
-        backoff = Math.min(backoff * 2, maxBackoff);
+        const delay = backoff.next();
+        await sleep(delay + Math.random() * delay * 0.2, this.#stop.signal);
       }
     }
     this.#resolveReady();

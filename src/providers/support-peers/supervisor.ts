@@ -12,6 +12,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { kubeConfigFor, type KubeConnection } from '../kube/connection.js';
 import { ManagedProcess, registerRoot, releaseRoot } from '../runtimes/kwok/processes.js';
+import { backoffDelay } from '../../system.js';
 
 export interface PeerEvent {
   type: 'Normal' | 'Warning';
@@ -193,7 +194,7 @@ export class SupervisedPeer {
       });
       return;
     }
-    const delay = Math.min(this.#policy.initialDelayMs * 2 ** (this.#failures - 1), this.#policy.maxDelayMs);
+    const delay = backoffDelay(this.#failures, { initialMs: this.#policy.initialDelayMs, maxMs: this.#policy.maxDelayMs });
     this.#emit({ type: 'Warning', reason: 'SupportPeerExited', peer: this.name, message: `${this.name} ${info}; restarting in ${delay} ms` });
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { pidAlive } from '../executables.js';
+import { processAlive } from '../../system.js';
 import { TofuCommandError, isTransientTofuFailure } from './errors.js';
 import { TofuScrubber } from './scrub.js';
 
@@ -60,7 +60,7 @@ export interface CommandOptions {
 
 /** Whether `pid` is still the tofu of a run (not a recycled pid). */
 function tofuRunning(pid: number, tofuPath: string | undefined): boolean {
-  if (!pidAlive(pid)) return false;
+  if (!processAlive(pid)) return false;
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     return tofuPath ? cmdline.includes(tofuPath) : cmdline.includes('tofu');

@@ -17,7 +17,8 @@ import { createCa, generateKeyPair, issueCertificate } from '../../../crypto/pki
 import type { KubeBinaries } from './binaries.js';
 import { FatalPollError, kubeRequest, pollUntil, type KubeCredentials, type KubeRequestOptions, type KubeResponse } from './http.js';
 import { withPodLifecycleEvents } from './pod-stages.js';
-import { ManagedProcess, killStaleGroups, reusePort } from './processes.js';
+import { ManagedProcess, killStaleGroups } from './processes.js';
+import { reusePort } from '../../../system.js';
 
 const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 const SERVICE_CIDR = '10.96.0.0/16';

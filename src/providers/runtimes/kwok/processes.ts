@@ -10,7 +10,6 @@
 // A root is a directory: one per simulated cluster for the control plane, a temp dir for tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { FatalPollError } from './http.js';
 
@@ -325,51 +324,4 @@ function isZombie(pid: number): boolean {
   } catch {
     return true;
   }
-}
-
-/** Ports handed out by this process, and to whom (a cluster directory), so two clusters never get the same one. */
-const handedOut = new Map<number, string>();
-
-/** Whether `port` can be bound on 127.0.0.1 right now. */
-export function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A currently free TCP port on 127.0.0.1, never handed out twice by this process. */
-export async function freePort(owner = ''): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.unref();
-      srv.on('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const addr = srv.address();
-        const p = typeof addr === 'object' && addr !== null ? addr.port : 0;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (port > 0 && !handedOut.has(port)) {
-      handedOut.set(port, owner);
-      return port;
-    }
-  }
-  throw new Error('could not find a free port on 127.0.0.1');
-}
-
-/**
- * `preferred` when it is free and not promised to someone else in this process (a restarted
- * cluster keeps its ports), else a new free port. `owner` identifies the caller (its directory).
- */
-export async function reusePort(preferred: number | undefined, owner: string): Promise<number> {
-  const promisedTo = preferred === undefined ? undefined : handedOut.get(preferred);
-  if (preferred !== undefined && preferred > 0 && (promisedTo === undefined || promisedTo === owner) && (await portIsFree(preferred))) {
-    handedOut.set(preferred, owner);
-    return preferred;
-  }
-  return freePort(owner);
 }

@@ -4,7 +4,7 @@ import type { Kind, StoredCheckContext } from '../kinds/declare.js';
 import { kindNamed } from '../kinds/index.js';
 import { parseFilters, validatePayload } from '../kinds/validate.js';
 import { refuseUnavailableWrite } from '../kinds/availability.js';
-import { dropUnchangedAssociations } from './unchanged-associations.js';
+import { prepareAssociationUpdate } from './association-updates.js';
 import { InputError, NotFoundError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Queryable } from '../store/database.js';
@@ -117,17 +117,17 @@ export function registerKindRoutes(
     return send(reply, single(kind.name, await store.get(kind, parseId(req.params.id))));
   });
 
-  // A PATCH or PUT that sends nested children back unchanged (get-modify-update) is not an update
-  // of them; only then is the stored object read before validation.
+  // A PATCH or PUT that sends nested children replaces them, unless they are sent back unchanged
+  // (get-modify-update); only then is the stored object read before validation.
   const associationNames = Object.entries(kind.allFields).filter(([, s]) => s.type === 'association').map(([n]) => n);
-  const withoutUnchanged = async (body: unknown, id: number): Promise<unknown> => {
+  const withAssociations = async (body: unknown, id: number): Promise<unknown> => {
     const sends = body && typeof body === 'object' && associationNames.some((n) => Object.hasOwn(body, n));
-    return sends ? dropUnchangedAssociations(kind, body, await store.getObject(kind, id)) : body;
+    return sends ? prepareAssociationUpdate(kind, body, await store.getObject(kind, id)) : body;
   };
 
   app.patch(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
-    const fields = validate(await withoutUnchanged(req.body, id), 'patch');
+    const fields = validate(await withAssociations(req.body, id), 'patch');
     const json = await checked(async (client) => {
       if (kind.check || kind.checkStored) {
         // Cross-field rules hold for the object as it will be, not just for the patch.
@@ -145,7 +145,7 @@ export function registerKindRoutes(
 
   app.put(`${base}/:id`, async (req: Req, reply) => {
     const id = parseId(req.params.id);
-    const fields = validate(await withoutUnchanged(req.body, id), 'put');
+    const fields = validate(await withAssociations(req.body, id), 'put');
     const json = await checked(async (client) => {
       await checkStored(kind, store, fields, id, client);
       return store.put(kind, id, fields, client);

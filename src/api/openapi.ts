@@ -54,7 +54,8 @@ function schemaName(kindName: string, variant: Variant): string {
  * What the server really does, per variant. Responses carry the model fields and never a
  * transient field (SecretDefinition.Data travels only to the controller); no field is
  * required in a response. Requests refuse unknown fields, model fields and server-set
- * ones; PATCH requires nothing but at least one field, and refuses associations.
+ * ones; PATCH requires nothing but at least one field. A nested list in PATCH or PUT replaces
+ * the stored children.
  */
 function kindSchema(kind: Kind, variant: Variant): Schema {
   const properties: Record<string, Schema> = {};
@@ -67,9 +68,8 @@ function kindSchema(kind: Kind, variant: Variant): Schema {
   for (const [name, spec] of Object.entries(kind.allFields)) {
     if (variant === 'response' && spec.transient) continue;
     if (variant !== 'response' && spec.serverSet) continue;
-    if (variant === 'patch' && spec.type === 'association') continue;
     let schema = fieldSchema(spec, name);
-    if (spec.type === 'association' && variant === 'create') schema = { ...schema, items: { $ref: `#/components/schemas/${schemaName(spec.ref!, 'create')}` } };
+    if (spec.type === 'association' && variant !== 'response') schema = { ...schema, items: { $ref: `#/components/schemas/${schemaName(spec.ref!, 'create')}` } };
     // Upstream treats null as absent in requests.
     if (variant !== 'response' && typeof schema['type'] === 'string') schema = { ...schema, type: [schema['type'], 'null'] };
     if (variant !== 'response' && schema['enum']) schema = { ...schema, enum: [...(schema['enum'] as unknown[]), null] };
@@ -213,14 +213,14 @@ export function buildOpenApi(): Record<string, unknown> {
       patch: {
         tags: [tag],
         operationId: `update${kind.name}`,
-        description: 'Changes only the fields given. Immutable fields cannot change once set; associations cannot be changed (a list equal to the stored one, as a get-modify-update sends, is ignored).',
+        description: 'Changes only the fields given. Immutable fields cannot change once set. A nested list (the HttpPorts or TcpPorts of a GatewayDefinition) replaces the stored children; one equal to the stored list, as a get-modify-update sends, changes nothing.',
         requestBody: body('patch'),
         responses: { '200': ok(kind, 'Updated'), ...errorResponses(WRITE_ERRORS) },
       },
       put: {
         tags: [tag],
         operationId: `replace${kind.name}`,
-        description: 'Replaces every field: fields left out are gone. Never queues a reconcile.',
+        description: 'Replaces every field: fields left out are gone, except nested lists (a list sent replaces the stored children, one left out keeps them). Never queues a reconcile.',
         requestBody: body('create'),
         responses: { '200': ok(kind, 'Replaced'), ...errorResponses(WRITE_ERRORS) },
       },

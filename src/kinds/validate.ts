@@ -69,7 +69,8 @@ function checkValue(kind: Kind, field: string, spec: FieldSpec, value: unknown, 
 /**
  * Validates `body` for `mode` and returns the fields to store: nulls dropped
  * (upstream treats a null pointer as absent), defaults applied on create,
- * association items validated as their own kind. Encryption happens later, in
+ * association items validated as creates of their own kind (in a PATCH or PUT
+ * too, where a list replaces the stored children). Encryption happens later, in
  * the store, because only the store holds the key.
  */
 export function validatePayload(kind: Kind, body: unknown, mode: WriteMode, nested?: { parentField: string }): JsonObject {
@@ -98,13 +99,6 @@ export function validatePayload(kind: Kind, body: unknown, mode: WriteMode, nest
   if (serverSet.length > 0) {
     throw new InputError(`field(s) ${serverSet.join(',')} of ${kind.name} are set by the server and cannot be written`);
   }
-  if (mode !== 'create') {
-    const associations = keys.filter((k) => kind.allFields[k]?.type === 'association' && input[k] !== null);
-    if (associations.length > 0) {
-      throw new InputError(`Update of associated objects is not allowed : ${associations.join(',')}`);
-    }
-  }
-
   const out: JsonObject = {};
   const problems: string[] = [];
   for (const key of keys) {

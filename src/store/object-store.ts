@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { KIND_BY_NAME, blockingReferences } from '../kinds/index.js';
-import type { Kind } from '../kinds/declare.js';
+import type { FieldSpec, Kind } from '../kinds/declare.js';
 import type { JsonObject } from '../kinds/validate.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import type { FieldCipher } from '../crypto/field-encryption.js';
@@ -34,6 +34,11 @@ export interface WriteOptions {
   client?: boolean;
 }
 
+/** The association lists among `fields` (nested children such as GatewayDefinition.HttpPorts). */
+function associationsIn(kind: Kind, fields: JsonObject): Array<[string, FieldSpec]> {
+  return Object.entries(kind.allFields).filter(([n, s]) => s.type === 'association' && Array.isArray(fields[n]));
+}
+
 /**
  * SQL: true when the JSON `changes` (and the transient `payload`) change a desired field of the
  * row `alias` (see Kind.desiredFields). Encrypted values are fresh ciphertext on every write, so
@@ -53,12 +58,13 @@ function generationBump(kind: Kind, alias: string, bump: string): string {
 }
 
 /** SQL for PUT: the replacement keeps the server-managed generation fields, and a changed desired field raises Generation. */
-function putGeneration(kind: Kind, alias: string, replacement: string): string {
-  if (!kind.reconciled) return `'{}'::jsonb`;
+function putGeneration(kind: Kind, alias: string, replacement: string, forced: string): string {
+  // Without generations the flag still has to be typed.
+  if (!kind.reconciled) return `(CASE WHEN ${forced} THEN '{}'::jsonb ELSE '{}'::jsonb END)`;
   const keys = `ARRAY[${kind.desiredFields.map((f) => `'${f}'`).join(',')}]::text[]`;
   const desired = (data: string): string => `coalesce((SELECT jsonb_object_agg(d.key, d.value) FROM jsonb_each(${data}) d WHERE d.key = ANY(${keys})), '{}'::jsonb)`;
   return `jsonb_strip_nulls(jsonb_build_object(
-      'Generation', coalesce((${alias}.data->>'Generation')::bigint, 1) + CASE WHEN ${desired(`${alias}.data`)} IS DISTINCT FROM ${desired(replacement)} THEN 1 ELSE 0 END,
+      'Generation', coalesce((${alias}.data->>'Generation')::bigint, 1) + CASE WHEN ${forced} OR ${desired(`${alias}.data`)} IS DISTINCT FROM ${desired(replacement)} THEN 1 ELSE 0 END,
       'ObservedGeneration', ${alias}.data->'ObservedGeneration', 'Conditions', ${alias}.data->'Conditions'))`;
 }
 
@@ -167,16 +173,17 @@ export function statementsFor(kind: Kind): KindStatements {
     list: `SELECT (${objectJson(kind, 't')})::text AS json, count(*) OVER () AS total
       FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb AND ${nameMatch} ORDER BY t.id LIMIT $2 OFFSET $3`,
     count: `SELECT count(*) AS total FROM ${t} t WHERE t.deleted_at IS NULL AND t.data @> $1::jsonb AND ${nameMatch.replaceAll('$4', '$2')}`,
-    // $1 id, $2 changes, $3 may enqueue, $4 immutable fields that must match, $5 payload, $6 a client's write.
+    // $1 id, $2 changes, $3 may enqueue, $4 immutable fields that must match, $5 payload, $6 a client's write,
+    // $7 the write also replaced nested children (a desired change the row's own data cannot show).
     // A client's change to a desired field raises Generation and leaves the object unreconciled
     // (unless the change sets Reconciled itself), so the enqueue below queues it at once.
-    patch: `WITH src AS (UPDATE ${t} t SET data = t.data || ${generationBump(kind, 't', `$6::boolean AND ${desiredChange(kind, 't', '$2::jsonb', '$5::jsonb')}`)} || $2::jsonb, updated_at = now()
+    patch: `WITH src AS (UPDATE ${t} t SET data = t.data || ${generationBump(kind, 't', `$6::boolean AND ($7::boolean OR ${desiredChange(kind, 't', '$2::jsonb', '$5::jsonb')})`)} || $2::jsonb, updated_at = now()
         WHERE t.id = $1 AND t.deleted_at IS NULL AND ${immutableGuard('t', '$4::jsonb')} AND ${referenceGuard(kind, '$2::jsonb')} RETURNING t.*),
       q AS (${enqueueSql(kind, "'Updated'", '$5::jsonb', unreconciled)}),
       ${notify}, ${changeSql(kind, 'src', 'U')}
       SELECT (${objectJson(kind, 'src')})::text AS json, (SELECT count(*) FROM n) AS queued, ${announced} FROM src`,
-    // $1 id, $2 replacement, $3 immutable fields that must match. PUT never queues (spec §1.6).
-    put: `WITH t AS (UPDATE ${t} u SET data = $2::jsonb || ${putGeneration(kind, 'u', '$2::jsonb')}, updated_at = now()
+    // $1 id, $2 replacement, $3 immutable fields that must match, $4 nested children replaced. PUT never queues (spec §1.6).
+    put: `WITH t AS (UPDATE ${t} u SET data = $2::jsonb || ${putGeneration(kind, 'u', '$2::jsonb', '$4::boolean')}, updated_at = now()
         WHERE u.id = $1 AND u.deleted_at IS NULL AND ${immutableGuard('u', '$3::jsonb')} AND ${referenceGuard(kind, '$2::jsonb')} RETURNING u.*),
       ${changeSql(kind, 't', 'U')}
       SELECT (${objectJson(kind, 't')})::text AS json, ${announced} FROM t`,
@@ -369,35 +376,68 @@ export class ObjectStore {
     return page.items.map((j) => JSON.parse(j) as JsonObject);
   }
 
+  /**
+   * PATCH: the fields in `changes` replace the stored ones. An association list in `changes`
+   * replaces the object's nested children of that field (in one transaction with the parent's
+   * write), and counts as a change of a desired field.
+   */
   async patch(kind: Kind, id: number, changes: JsonObject, options: WriteOptions = {}, client: Queryable = this.db.pool): Promise<string> {
-    const pinned = this.#immutable(kind, changes);
-    const { data, payload } = this.#forStorage(kind, changes);
+    const lists = associationsIn(kind, changes);
+    if (lists.length > 0 && client === this.db.pool) {
+      return this.db.transaction((tx) => this.patch(kind, id, changes, options, tx));
+    }
+    const own: JsonObject = { ...changes };
+    for (const [name] of lists) delete own[name];
+    const pinned = this.#immutable(kind, own);
+    const { data, payload } = this.#forStorage(kind, own);
     const enqueue = kind.reconciled && options.enqueue !== false;
     const res = await client
       .query({
         name: `patch_${kind.table}`,
         text: this.#sql(kind).patch,
-        values: [id, JSON.stringify(data), enqueue, JSON.stringify(pinned), payload === null ? null : JSON.stringify(payload), options.client === true],
+        values: [id, JSON.stringify(data), enqueue, JSON.stringify(pinned), payload === null ? null : JSON.stringify(payload), options.client === true, lists.length > 0],
       })
       .catch((err: unknown) => this.#conflict(kind, err));
     const row = res.rows[0] as { json: string } | undefined;
     if (!row) return this.#explainNoMatch(kind, id, pinned, data, client);
-    return row.json;
+    if (lists.length === 0) return row.json;
+    await this.#replaceChildren(kind, id, changes, lists, client);
+    return this.get(kind, id, client);
   }
 
+  /** PUT: a full replacement of the stored fields; an association list sent replaces those children, one left out keeps them. */
   async put(kind: Kind, id: number, replacement: JsonObject, client: Queryable = this.db.pool): Promise<string> {
-    const pinned = this.#immutable(kind, replacement);
-    const { data } = this.#forStorage(kind, replacement);
+    const lists = associationsIn(kind, replacement);
+    if (lists.length > 0 && client === this.db.pool) {
+      return this.db.transaction((tx) => this.put(kind, id, replacement, tx));
+    }
+    const own: JsonObject = { ...replacement };
+    for (const [name] of lists) delete own[name];
+    const pinned = this.#immutable(kind, own);
+    const { data } = this.#forStorage(kind, own);
     const res = await client
       .query({
         name: `put_${kind.table}`,
         text: this.#sql(kind).put,
-        values: [id, JSON.stringify(data), JSON.stringify(pinned)],
+        values: [id, JSON.stringify(data), JSON.stringify(pinned), lists.length > 0],
       })
       .catch((err: unknown) => this.#conflict(kind, err));
     const row = res.rows[0] as { json: string } | undefined;
     if (!row) return this.#explainNoMatch(kind, id, pinned, data, client);
-    return row.json;
+    if (lists.length === 0) return row.json;
+    await this.#replaceChildren(kind, id, replacement, lists, client);
+    return this.get(kind, id, client);
+  }
+
+  /** The parent's children of each listed association field become the sent items (validated by the API as creates). */
+  async #replaceChildren(kind: Kind, id: number, fields: JsonObject, lists: Array<[string, FieldSpec]>, client: Queryable): Promise<void> {
+    for (const [name, spec] of lists) {
+      const child = KIND_BY_NAME.get(spec.ref!)!;
+      await this.deleteWhere(child, { [spec.backRef!]: id }, client);
+      for (const item of fields[name] as JsonObject[]) {
+        await this.create(child, { ...item, [spec.backRef!]: id }, {}, client);
+      }
+    }
   }
 
   /**
@@ -474,8 +514,8 @@ export class ObjectStore {
   }
 
   /** Soft-deletes every live object of `kind` matching `filter`; returns how many. */
-  async deleteWhere(kind: Kind, filter: JsonObject): Promise<number> {
-    const res = await this.db.query(
+  async deleteWhere(kind: Kind, filter: JsonObject, client: Queryable = this.db.pool): Promise<number> {
+    const res = await client.query(
       `WITH t AS (UPDATE ${kind.table} SET deleted_at = now() WHERE deleted_at IS NULL AND data @> $1::jsonb RETURNING id),
          ${changeSql(kind, 't', 'D')}
        SELECT count(*) AS deleted FROM changed`,

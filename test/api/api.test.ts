@@ -277,7 +277,7 @@ for (const backend of BACKENDS) {
       assert.equal((await call(api, 'PATCH', '/v0/workload-definitions/99999999', { YAMLDocument: MANIFEST })).status, 404);
     });
 
-    test('nested associations are created with the parent and cannot be PATCHed', async () => {
+    test('nested associations are created with the parent, and a list sent in PATCH or PUT replaces them', async () => {
       const res = await call(api, 'POST', '/v0/gateway-definitions', {
         Name: 'gw',
         Reconciled: true, // registered only (an existing gateway): TLS ports are accepted, nothing reconciles them
@@ -293,9 +293,6 @@ for (const backend of BACKENDS) {
       ]);
       const listed = await call(api, 'GET', `/v0/gateway-http-ports?gatewaydefinitionid=${gw['ID']}`);
       assert.equal(listed.body.Meta.TotalCount, 2);
-      const patch = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { HttpPorts: [{ Port: 8080 }] });
-      assert.equal(patch.status, 400);
-      assert.match(patch.body.Status.error, /^Update of associated objects is not allowed : HttpPorts$/);
       // Get-modify-update, as upstream's client does it: the whole object back (top-level model
       // fields stripped), the ports unchanged with their IDs and timestamps: 200, ports untouched.
       const whole: Record<string, unknown> = { ...gw, SubDomain: 'www' };
@@ -304,9 +301,34 @@ for (const backend of BACKENDS) {
       assert.equal(gmu.status, 200, gmu.text);
       assert.equal(gmu.body.Data![0]!['SubDomain'], 'www');
       assert.deepEqual((gmu.body.Data![0]!['HttpPorts'] as Array<Record<string, unknown>>).map((p) => p['ID']), ports.map((p) => p['ID']));
-      const changed = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { ...whole, HttpPorts: [...ports, { Port: 8443 }] });
-      assert.equal(changed.status, 400, 'a changed list is still an update of associated objects');
-      assert.match(changed.body.Status.error, /^Update of associated objects is not allowed : HttpPorts$/);
+      // Upstream's integration test PATCHes the definition's HttpPorts to a new list: the list
+      // replaces the stored ports (the TcpPorts, sent back unchanged, stay), a desired change.
+      const replaced = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { ...whole, HttpPorts: [{ Port: 8080 }] });
+      assert.equal(replaced.status, 200, replaced.text);
+      const after = replaced.body.Data![0]!;
+      assert.deepEqual((after['HttpPorts'] as Array<Record<string, unknown>>).map((p) => [p['Port'], p['Path'], p['TLSEnabled'], p['GatewayDefinitionID']]), [[8080, '/', false, gw['ID']]]);
+      assert.deepEqual((after['TcpPorts'] as Array<Record<string, unknown>>).map((p) => p['ID']), (gw['TcpPorts'] as Array<Record<string, unknown>>).map((p) => p['ID']));
+      assert.equal(after['Generation'], (gmu.body.Data![0]!['Generation'] as number) + 1);
+      assert.equal((await call(api, 'GET', `/v0/gateway-http-ports?gatewaydefinitionid=${gw['ID']}`)).body.Meta.TotalCount, 1);
+      // Items echoed from a GET keep naming this object's own children; another object's are refused.
+      const kept = after['HttpPorts'] as Array<Record<string, unknown>>;
+      const added = await call(api, 'PUT', `/v0/gateway-definitions/${gw['ID']}`, { Name: 'gw', HttpPorts: [...kept, { Port: 8443, TLSEnabled: false }] });
+      assert.equal(added.status, 200, added.text);
+      assert.deepEqual((added.body.Data![0]!['HttpPorts'] as Array<Record<string, unknown>>).map((p) => p['Port']), [8080, 8443]);
+      assert.equal((added.body.Data![0]!['TcpPorts'] as unknown[]).length, 1, 'a list left out of a PUT keeps its children');
+      const foreign = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { HttpPorts: [{ ID: 999999, Port: 81 }] });
+      assert.equal(foreign.status, 400);
+      assert.match(foreign.body.Status.error, /^field GatewayDefinition\.HttpPorts\[0\]\.ID: GatewayHttpPort 999999 is not one of the HttpPorts of GatewayDefinition \d+$/);
+      const elsewhere = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { HttpPorts: [{ Port: 81, GatewayDefinitionID: 999999 }] });
+      assert.equal(elsewhere.status, 400);
+      assert.match(elsewhere.body.Status.error, /HttpPorts\[0\]\.GatewayDefinitionID: the HttpPorts of GatewayDefinition \d+ belong to it/);
+      // A bad list changes nothing: validated as creates of the child kind, with the definition's own rules.
+      const duplicate = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { HttpPorts: [{ Port: 81 }, { Port: 81 }] });
+      assert.equal(duplicate.status, 400);
+      assert.match(duplicate.body.Status.error, /port 81 is used twice/);
+      const missing = await call(api, 'PATCH', `/v0/gateway-definitions/${gw['ID']}`, { HttpPorts: [{ Path: '/x' }] });
+      assert.equal(missing.status, 400);
+      assert.match(missing.body.Status.error, /HttpPorts\[0\]: Missing required field\(s\) : Port/);
       assert.equal((await call(api, 'GET', `/v0/gateway-http-ports?gatewaydefinitionid=${gw['ID']}`)).body.Meta.TotalCount, 2);
       const badChild = await call(api, 'POST', '/v0/gateway-definitions', { Name: 'gw2', HttpPorts: [{ Path: '/x' }] });
       assert.equal(badChild.status, 400);

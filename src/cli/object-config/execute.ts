@@ -152,12 +152,12 @@ async function prepare(objects: PlannedObject[], mode: Mode, ctx: ExecutionConte
         }
         if (spec.encrypted) have = decryptOrUndefined(ctx.cipher, have);
         if (spec.type === 'association') {
+          // A list sent replaces the stored children (gateway ports); the old ones, as sent, undo it.
           const child = kindOfRef(object.kind, field);
-          if (child && !isDeepStrictEqual(normalizeItems(child, want, spec.backRef ?? ''), normalizeItems(child, have, spec.backRef ?? ''))) {
-            throw object.source.error(
-              `${object.path}.${field}`,
-              `${label(object.kind, object.name)} exists and its ${field} differ, but the API cannot update them in place; delete and re-create it to change them`,
-            );
+          const before = child ? normalizeItems(child, have, spec.backRef ?? '') : [];
+          if (child && !isDeepStrictEqual(normalizeItems(child, want, spec.backRef ?? ''), before)) {
+            changes[field] = want;
+            previous[field] = before;
           }
           continue;
         }

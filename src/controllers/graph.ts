@@ -8,6 +8,7 @@ import type { JsonObject } from '../kinds/validate.js';
 import type { Kind } from '../kinds/declare.js';
 import { HelmWorkloadInstance } from '../kinds/helm-workload.js';
 import { SecretDefinition, SecretInstance } from '../kinds/secret.js';
+import { DomainNameDefinition, DomainNameInstance, GatewayInstance } from '../kinds/gateway.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Owns, Watch } from '../reconcile/types.js';
 
@@ -26,6 +27,28 @@ async function waiting(store: ObjectStore, kind: Kind, filter: JsonObject): Prom
 const waitingInstances = (store: ObjectStore, filter: JsonObject) => waiting(store, WorkloadInstance, filter);
 
 export const GRAPH: Readonly<Record<string, KindEdges>> = {
+  DomainNameInstance: {
+    watches: [
+      {
+        kind: KubernetesRuntimeInstance.name,
+        via: 'the waiting DomainNameInstances on the runtime, once it is Reconciled with an API endpoint',
+        when: (r) => r['Reconciled'] === true && Boolean(r['APIEndpoint']) && live(r),
+        map: (r, store) => waiting(store, DomainNameInstance, { KubernetesRuntimeInstanceID: Number(r['ID']) }),
+      },
+      {
+        kind: GatewayInstance.name,
+        via: "the DomainNameInstances of the gateway's workload, once the gateway is Healthy or gone (what external-dns publishes changes)",
+        when: (g) => g['Status'] === 'Healthy' || Boolean(g['DeletedAt']),
+        map: async (g, store) => ids((await store.find(DomainNameInstance, { WorkloadInstanceID: Number(g['WorkloadInstanceID']) })).filter(live)),
+      },
+      {
+        kind: DomainNameDefinition.name,
+        via: 'the instances of the definition, when it changes (another Domain or Zone)',
+        when: live,
+        map: async (d, store) => ids((await store.find(DomainNameInstance, { DomainNameDefinitionID: Number(d['ID']) })).filter(live)),
+      },
+    ],
+  },
   SecretInstance: {
     watches: [
       {

@@ -23,6 +23,7 @@ import { TerraformController, defaultTerraformWorkRoot } from './terraform/index
 import { ObservabilityController } from './observability/index.js';
 import { ControlPlaneController } from './control-plane/index.js';
 import { GatewayController } from './gateway/index.js';
+import { DomainNameController } from './gateway/domain-name.js';
 
 export { TEST_RECONCILERS_ENV, testReconcilerKinds } from '../reconcile/test-reconcilers.js';
 
@@ -60,16 +61,27 @@ export function builtInControllers(env: ControllerEnvironment): Controller[] {
     logger: env.logger.child({ controller: 'gateway' }),
     pinning: (store, runtime) => runtimes.pinning(store, runtime),
   });
+  const aws = new AwsController({ logger: env.logger.child({ controller: 'aws' }) });
+  const dns = new DomainNameController({
+    dataDir: env.dataDir,
+    logger: env.logger.child({ controller: 'dns' }),
+    aws: aws.deps,
+    pinning: (store, runtime) => runtimes.pinning(store, runtime),
+  });
   const runtimes: KubernetesRuntimeController = new KubernetesRuntimeController({
     dataDir: env.dataDir,
     logger: env.logger.child({ controller: 'kubernetes-runtime' }),
-    onInstanceDeleting: (id) => gateway.runtimeDeleted(id),
+    onInstanceDeleting: async (id) => {
+      await dns.runtimeDeleted(id);
+      await gateway.runtimeDeleted(id);
+    },
   });
   return [
     runtimes,
     // Child control planes on simulated runtimes live in (and go with) those runtimes' directories.
     new ControlPlaneController({ dataDir: env.dataDir, kwok: runtimes.kwok, logger: env.logger.child({ controller: 'control-plane' }) }),
     gateway,
+    dns,
     new HelmWorkloadController({ workRoot: join(env.dataDir, 'helm'), logger: env.logger.child({ controller: 'helm-workload' }) }),
     new WorkloadController({ logger: env.logger.child({ controller: 'workload' }), pinning: (store, runtime) => runtimes.pinning(store, runtime) }),
     new ObservabilityController({
@@ -77,13 +89,12 @@ export function builtInControllers(env: ControllerEnvironment): Controller[] {
       logger: env.logger.child({ controller: 'observability' }),
       ...(env.selfMetricsUrl ? { selfMetricsUrl: env.selfMetricsUrl } : {}),
     }),
-    ...awsControllers(env),
+    ...awsControllers(env, aws),
   ];
 }
 
-/** The AWS, secret and Terraform controllers share one AWS provider (clients, call counters). */
-function awsControllers(env: ControllerEnvironment): Controller[] {
-  const aws = new AwsController({ logger: env.logger.child({ controller: 'aws' }) });
+/** The AWS, secret, Terraform and DNS controllers share one AWS provider (clients, call counters). */
+function awsControllers(env: ControllerEnvironment, aws: AwsController): Controller[] {
   const terraform = new TerraformController({
     aws: aws.deps,
     workRoot: defaultTerraformWorkRoot(env.dataDir),

@@ -1,10 +1,6 @@
 import { defineKind, f } from './declare.js';
 import { definitionPortsProblem, portProblem } from './gateway-ports.js';
 
-/** Why these kinds are refused (see KindInput.unavailable); removed when their controller lands. */
-const DOMAIN_NAMES_UNAVAILABLE =
-  'no controller publishes DNS records or issues TLS certificates on runtimes yet (gateways work; DNS and TLS support services are being built); register an existing one with Reconciled: true, or leave DomainName out of the workload config';
-
 export const DomainNameDefinition = defineKind({
   name: 'DomainNameDefinition',
   plural: 'domain-name-definitions',
@@ -25,7 +21,6 @@ export const DomainNameInstance = defineKind({
   domain: 'gateway',
   base: 'instance',
   reconciled: true,
-  unavailable: DOMAIN_NAMES_UNAVAILABLE,
   fields: {
     DomainNameDefinitionID: f.id('DomainNameDefinition', { required: true, blocksDelete: true }),
     // Upstream's query tag for this field is `workloadresourceinstanceid`; kept for compatibility.

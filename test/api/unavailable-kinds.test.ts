@@ -16,15 +16,15 @@ describe('unavailable kinds', () => {
   });
 
   test('a create that asks for a reconcile is refused with the reason; nothing is stored', async () => {
-    const domainName = KINDS.find((k) => k.name === 'DomainNameInstance')!;
-    assert.ok(domainName.unavailable, 'DomainNameInstance has no controller yet');
-    const refs = { DomainNameDefinitionID: 1, WorkloadInstanceID: 1, KubernetesRuntimeInstanceID: 1 };
-    for (const body of [{ Name: 'dn' }, { Name: 'dn', Reconciled: false }]) {
-      const res = await call(api, 'POST', '/v0/domain-name-instances', { ...body, ...refs });
+    const dashboard = KINDS.find((k) => k.name === 'ObservabilityDashboardInstance')!;
+    assert.ok(dashboard.unavailable, 'ObservabilityDashboardInstance has no controller yet');
+    const refs = { ObservabilityDashboardDefinitionID: 1, KubernetesRuntimeInstanceID: 1 };
+    for (const body of [{ Name: 'dash' }, { Name: 'dash', Reconciled: false }]) {
+      const res = await call(api, 'POST', '/v0/observability-dashboard-instances', { ...body, ...refs });
       assert.equal(res.status, 400, res.text);
-      assert.equal(res.body.Status.error, `DomainNameInstance is not available on this control plane: ${domainName.unavailable}`);
+      assert.equal(res.body.Status.error, `ObservabilityDashboardInstance is not available on this control plane: ${dashboard.unavailable}`);
     }
-    assert.equal((await call(api, 'GET', '/v0/domain-name-instances')).body.Meta.TotalCount, 0);
+    assert.equal((await call(api, 'GET', '/v0/observability-dashboard-instances')).body.Meta.TotalCount, 0);
   });
 
   test('registration with Reconciled: true works; asking for a reconcile later is refused; delete is immediate', async () => {

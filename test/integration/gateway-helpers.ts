@@ -17,6 +17,18 @@ export function gatewayPeersMissing(): string | false {
   }
 }
 
+/** Why the gateway and DNS peers (traefik, external-dns) cannot run here, or false. */
+export function dnsPeersMissing(): string | false {
+  const gateway = gatewayPeersMissing();
+  if (gateway) return gateway;
+  try {
+    findSupportPeer('external-dns');
+    return false;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 export function hostAddress(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -26,20 +38,25 @@ export function hostAddress(): string | undefined {
 
 export const HOST_IP = hostAddress();
 
-/** traefik processes started under this control plane's data directory. */
-export function traefikPids(dataDir: string): number[] {
+/** Processes of the support peer `bin` (traefik, external-dns, ...) started under this control plane's data directory. */
+export function peerPids(dataDir: string, bin: string): number[] {
   const pids: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
       // The peer runs in its own directory under the data directory (its kubeconfig comes by environment).
-      if (cmd[0]?.endsWith('/traefik') && readlinkSync(`/proc/${p}/cwd`).startsWith(dataDir)) pids.push(Number(p));
+      if (cmd[0]?.endsWith(`/${bin}`) && readlinkSync(`/proc/${p}/cwd`).startsWith(dataDir)) pids.push(Number(p));
     } catch {
       // gone meanwhile
     }
   }
   return pids;
+}
+
+/** traefik processes started under this control plane's data directory. */
+export function traefikPids(dataDir: string): number[] {
+  return peerPids(dataDir, 'traefik');
 }
 
 export function httpGet(address: string, port: number, host: string, path = '/'): Promise<{ status: number; body: string; location?: string }> {

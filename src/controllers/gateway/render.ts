@@ -12,6 +12,8 @@ export const GATEWAY_API_ALPHA = 'gateway.networking.k8s.io/v1alpha2';
 export const GATEWAY_CLASS = 'threeport-traefik';
 export const TRAEFIK_CONTROLLER_NAME = 'traefik.io/gateway-controller';
 export const LABEL_GATEWAY_INSTANCE = 'control-plane.threeport.io/gateway-instance';
+/** external-dns v0.23's hostname annotation (its prefix is `external-dns.kubernetes.io/`). */
+export const EXTERNAL_DNS_HOSTNAME = 'external-dns.kubernetes.io/hostname';
 
 export interface HttpPort {
   Port: number;
@@ -95,10 +97,12 @@ export function renderGateway(input: RenderInput): KubeObject[] {
     };
   });
   for (const p of input.tcp) {
+    // A TCPRoute has no hostnames: external-dns (DomainNameInstance) reads its host from this annotation.
+    const annotations = input.hostname ? { annotations: { [EXTERNAL_DNS_HOSTNAME]: input.hostname } } : {};
     routes.push({
       apiVersion: GATEWAY_API_ALPHA,
       kind: 'TCPRoute',
-      metadata: meta(input, `${input.name}-${p.Port}`),
+      metadata: { ...meta(input, `${input.name}-${p.Port}`), ...annotations },
       spec: { parentRefs: [{ name: input.name, sectionName: `tcp-${p.Port}` }], rules: [{ backendRefs }] },
     });
   }

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { KIND_BY_NAME } from '../../kinds/index.js';
 import { AttachedObjectReference } from '../../kinds/events.js';
 import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
-import { GatewayInstance } from '../../kinds/gateway.js';
+import { DomainNameInstance, GatewayInstance } from '../../kinds/gateway.js';
 import {
   WorkloadDefinition,
   WorkloadEvent,
@@ -958,18 +958,19 @@ export class WorkloadController {
       await store.softDelete(AttachedObjectReference, Number(ref['ID'])).catch(ignoreNotFound);
     }
 
-    // Its gateways' routes go before the Services they route to (issue 11: deletion in reverse).
-    const gateways = await store.find(GatewayInstance, { WorkloadInstanceID: id });
-    if (gateways.length > 0) {
-      const g = gateways[0]!;
+    // Its DNS records and gateways' routes go before the Services they point at (issue 11:
+    // deletion in reverse), and before the instance, so their definitions can be deleted after it.
+    for (const kind of [DomainNameInstance, GatewayInstance]) {
+      const [g] = await store.find(kind, { WorkloadInstanceID: id });
+      if (!g) continue;
       if (!g['DeletionScheduled']) {
-        await store.delete(GatewayInstance, Number(g['ID'])).catch((err: unknown) => {
+        await store.delete(kind, Number(g['ID'])).catch((err: unknown) => {
           if (!(err instanceof NotFoundError) && !(err instanceof ConflictError)) throw err;
         });
       }
       await ctx.recordEvent({
-        reason: 'WaitingForGateways',
-        note: `waiting for GatewayInstance ${JSON.stringify(g['Name'])} (ID ${String(g['ID'])}) to be deleted first`,
+        reason: kind === GatewayInstance ? 'WaitingForGateways' : 'WaitingForDomainNames',
+        note: `waiting for ${kind.name} ${JSON.stringify(g['Name'])} (ID ${String(g['ID'])}) to be deleted first`,
       });
       return { requeueAfterMs: 500 };
     }

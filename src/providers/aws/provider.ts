@@ -5,6 +5,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { EKSClient } from '@aws-sdk/client-eks';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { RDSClient } from '@aws-sdk/client-rds';
+import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { STSClient } from '@aws-sdk/client-sts';
@@ -25,7 +26,7 @@ import {
 /** The environment variable that points every AWS client at another endpoint (tests: moto). */
 export const AWS_ENDPOINT_ENV = 'THREEPORT_AWS_ENDPOINT_URL';
 
-export type AwsService = 'ec2' | 'eks' | 'iam' | 'rds' | 's3' | 'secretsmanager' | 'sts';
+export type AwsService = 'ec2' | 'eks' | 'iam' | 'rds' | 'route53' | 's3' | 'secretsmanager' | 'sts';
 
 /** Anything with a middleware stack: every SDK v3 client. */
 export interface InstrumentableClient {
@@ -139,11 +140,13 @@ export class AwsProvider {
             ? new IAMClient(config)
             : service === 'rds'
               ? new RDSClient(config)
-              : service === 's3'
-                ? new S3Client({ ...config, ...(this.endpoint ? { forcePathStyle: true } : {}) })
-                : service === 'secretsmanager'
-                  ? new SecretsManagerClient(config)
-                  : new STSClient(config)
+              : service === 'route53'
+                ? new Route53Client(config)
+                : service === 's3'
+                  ? new S3Client({ ...config, ...(this.endpoint ? { forcePathStyle: true } : {}) })
+                  : service === 'secretsmanager'
+                    ? new SecretsManagerClient(config)
+                    : new STSClient(config)
     ) as ClientOf<S>;
     this.#instrument(client as unknown as InstrumentableClient, service);
     return client;
@@ -194,11 +197,13 @@ type ClientOf<S extends AwsService> = S extends 'ec2'
       ? IAMClient
       : S extends 'rds'
         ? RDSClient
-        : S extends 's3'
-          ? S3Client
-          : S extends 'secretsmanager'
-            ? SecretsManagerClient
-            : STSClient;
+        : S extends 'route53'
+          ? Route53Client
+          : S extends 's3'
+            ? S3Client
+            : S extends 'secretsmanager'
+              ? SecretsManagerClient
+              : STSClient;
 
 /** The clients of one account in one region; each is created on first use. */
 export class AwsSession {
@@ -206,6 +211,7 @@ export class AwsSession {
   #eks?: EKSClient;
   #iam?: IAMClient;
   #rds?: RDSClient;
+  #route53?: Route53Client;
   #s3?: S3Client;
   #sm?: SecretsManagerClient;
   #sts?: STSClient;
@@ -228,6 +234,10 @@ export class AwsSession {
   }
   get rds(): RDSClient {
     return (this.#rds ??= this.provider.client('rds', this.region, this.credentials));
+  }
+  /** Route 53 is global: the region only picks the signing region (the SDK resolves its global endpoint). */
+  get route53(): Route53Client {
+    return (this.#route53 ??= this.provider.client('route53', this.region, this.credentials));
   }
   get s3(): S3Client {
     return (this.#s3 ??= this.provider.client('s3', this.region, this.credentials));

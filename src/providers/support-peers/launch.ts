@@ -16,6 +16,8 @@ export interface AwsTarget {
   region: string;
   accessKeyId?: string;
   secretAccessKey?: string;
+  /** With assumed-role credentials. */
+  sessionToken?: string;
 }
 
 /** Where the peer set keeps the kubeconfig and the peers' directories (SupportPeerSet). */
@@ -46,6 +48,7 @@ export function awsEnv(aws: AwsTarget, serviceEndpoints: readonly string[] = [])
   if (aws.accessKeyId && aws.secretAccessKey) {
     env['AWS_ACCESS_KEY_ID'] = aws.accessKeyId;
     env['AWS_SECRET_ACCESS_KEY'] = aws.secretAccessKey;
+    if (aws.sessionToken) env['AWS_SESSION_TOKEN'] = aws.sessionToken;
   }
   if (aws.endpoint) {
     env['AWS_ENDPOINT_URL'] = aws.endpoint;
@@ -160,12 +163,18 @@ export interface ExternalDnsOptions {
   /** external-dns sources, e.g. ['ingress', 'gateway-httproute', 'service']. */
   sources: string[];
   domainFilters: string[];
+  /** --zone-id-filter: only these hosted zones (IDs without the /hostedzone/ prefix). */
+  zoneIdFilters?: string[];
+  /** --label-filter: a label selector over the source objects (routes, Services, Ingresses). */
+  labelFilter?: string;
   /** The TXT registry owner: one per runtime, so two runtimes never delete each other's records. */
   txtOwnerId: string;
   aws: AwsTarget;
   metricsPort: number;
   /** Full resync interval (default 1m upstream); changes are also picked up by events. */
   interval?: string;
+  /** Wait after a source event before syncing, batching bursts (default 5s upstream). */
+  minEventSyncInterval?: string;
   /** 'sync' (default; deletes records whose source is gone) or 'upsert-only'. */
   policy?: 'sync' | 'upsert-only';
   name?: string;
@@ -182,9 +191,12 @@ export function externalDnsLaunch(ctx: PeerContext, opts: ExternalDnsOptions): P
     `--policy=${opts.policy ?? 'sync'}`,
     `--interval=${opts.interval ?? '1m'}`,
     '--events',
+    ...(opts.minEventSyncInterval ? [`--min-event-sync-interval=${opts.minEventSyncInterval}`] : []),
     `--metrics-address=127.0.0.1:${opts.metricsPort}`,
     ...opts.sources.map((s) => `--source=${s}`),
     ...opts.domainFilters.map((d) => `--domain-filter=${d}`),
+    ...(opts.zoneIdFilters ?? []).map((z) => `--zone-id-filter=${z}`),
+    ...(opts.labelFilter ? [`--label-filter=${opts.labelFilter}`] : []),
   ];
   return {
     name,

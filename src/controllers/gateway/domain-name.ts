@@ -38,7 +38,7 @@ import type { KubeObject } from '../../providers/kube/client.js';
 import type { AwsProvider, AwsSession } from '../../providers/aws/provider.js';
 import type { AwsAccountRecord } from '../../providers/aws/credentials.js';
 import { aRecordValues, findHostedZone, isWithin, listRecordSets, ownedHosts, type HostedZone } from '../../providers/aws/route53.js';
-import { findSupportPeer, SupportPeerMissingError } from '../../providers/support-peers/index.js';
+import { findSupportPeer, installCrds, SupportPeerMissingError } from '../../providers/support-peers/index.js';
 import { ensureAttached, removeAttached } from '../aws/common.js';
 import { edgesOf } from '../graph.js';
 import { GATEWAY_API, LABEL_GATEWAY_INSTANCE } from './render.js';
@@ -122,6 +122,8 @@ export class DomainNameController {
   readonly #dns = new Map<number, RuntimeExternalDns>();
   /** Per-runtime serialisation of configuration changes. */
   readonly #locks = new Map<number, Promise<unknown>>();
+  /** Runtimes whose Gateway API CRDs this process made sure of (external-dns watches those kinds). */
+  readonly #crdsInstalled = new Set<number>();
 
   constructor(options: DomainNameControllerOptions) {
     this.#options = options;
@@ -162,6 +164,7 @@ export class DomainNameController {
   async runtimeDeleted(runtimeId: number): Promise<void> {
     const d = this.#dns.get(runtimeId);
     this.#dns.delete(runtimeId);
+    this.#crdsInstalled.delete(runtimeId);
     await d?.remove();
   }
 
@@ -234,23 +237,23 @@ export class DomainNameController {
   }
 
   /**
-   * What the runtime's external-dns publishes: the domains and zones of its live DomainNameInstances
-   * (but `without`), and the gateways they cover. `draining` keeps a deleted instance's domain in
-   * the filters without its gateways, so that external-dns removes their records.
+   * What the runtime's external-dns publishes: the domains and zones of its DomainNameInstances
+   * (but `without`), and the gateways of the live ones. An instance being deleted keeps its domain
+   * in the filters without its gateways, so that external-dns removes their records.
    */
   async #runtimeConfig(
     store: ObjectStore,
     runtime: JsonObject,
     session: AwsSession,
-    opts: { without?: number; draining?: { domain: string; zone: HostedZone } } = {},
+    opts: { without?: number } = {},
   ): Promise<{ config: ExternalDnsConfig; hosts: Set<string>; expiresAt: number | undefined }> {
     const zones = new Map<string, HostedZone | undefined>();
     const domains = new Set<string>();
     const zoneIds = new Set<string>();
     const gatewayIds = new Set<number>();
     const hosts = new Set<string>();
-    for (const dni of (await store.find(DomainNameInstance, { KubernetesRuntimeInstanceID: Number(runtime['ID']) })).filter(live)) {
-      if (Number(dni['ID']) === opts.without) continue;
+    for (const dni of await store.find(DomainNameInstance, { KubernetesRuntimeInstanceID: Number(runtime['ID']) })) {
+      if (Number(dni['ID']) === opts.without || dni['DeletedAt']) continue;
       const dnd = await this.#get(store, DomainNameDefinition, dni['DomainNameDefinitionID']);
       const domain = typeof dnd?.['Domain'] === 'string' ? dnd['Domain'].toLowerCase() : '';
       if (!dnd || !domain) continue;
@@ -260,14 +263,11 @@ export class DomainNameController {
       if (!zone) continue; // that instance fails on its own, with an event naming the domain
       domains.add(domain);
       zoneIds.add(zone.id);
+      if (!live(dni)) continue; // draining
       for (const h of await this.#hostsOf(store, dni, domain)) {
         gatewayIds.add(Number(h.gatewayInstance['ID']));
         hosts.add(h.host);
       }
-    }
-    if (opts.draining) {
-      domains.add(opts.draining.domain);
-      zoneIds.add(opts.draining.zone.id);
     }
     const creds = await session.credentials({ minValidityMs: CREDENTIAL_VALIDITY_MS });
     const account = session.account;
@@ -312,6 +312,12 @@ export class DomainNameController {
       if (config.domains.length === 0) {
         await d.pause();
         return;
+      }
+      // Its gateway sources wait for the route kinds to exist: a DomainNameInstance may come before
+      // the first gateway (upstream's own order), so the same CRDs the gateway controller installs go first.
+      if (!this.#crdsInstalled.has(runtimeId)) {
+        await installCrds(connectionFromRuntimeInstance(runtime, (v) => ctx.store.decrypt(v)), findSupportPeer('gateway-api', { experimentalCrds: true }).crdFiles);
+        this.#crdsInstalled.add(runtimeId);
       }
       let state: Awaited<ReturnType<RuntimeExternalDns['ensure']>>;
       try {
@@ -375,6 +381,7 @@ export class DomainNameController {
     // Bad input first (above); then what the control plane's machine lacks.
     try {
       findSupportPeer('external-dns');
+      findSupportPeer('gateway-api', { experimentalCrds: true });
     } catch (err) {
       if (err instanceof SupportPeerMissingError) return this.#fail(ctx, dni, 'DnsControllerMissing', err.message);
       throw err;
@@ -483,8 +490,8 @@ export class DomainNameController {
       }
       return undefined;
     }
-    // The deleted instance's domain stays in external-dns's filters, without its gateways: the sync policy deletes their records.
-    const { config } = await this.#runtimeConfig(store, runtime, session, { without: ctx.id, draining: { domain, zone } });
+    // This instance's domain stays in external-dns's filters, without its gateways: the sync policy deletes their records.
+    const { config } = await this.#runtimeConfig(store, runtime, session);
     await this.#apply(ctx, runtime, config);
     return this.#wait(ctx, 'WaitingForDnsRecordRemoval', `waiting for external-dns to remove ${before.join(', ')} from Route 53 zone ${zone.name} (${zone.id})`, 2_000);
   }

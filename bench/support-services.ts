@@ -22,7 +22,7 @@ import { clientFor, createRuntimes, must, startControlPlane, until, type Obj } f
 import type { RunningServer } from '../src/server.js';
 import { median } from './lib/load.js';
 import { rssBytes } from './lib/proc.js';
-import { motoUnavailableReason, startMoto } from '../test/harness/moto.js';
+import { startMoto } from '../test/harness/moto.js';
 import { AWS_ENDPOINT_ENV } from '../src/providers/aws/provider.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../test/aws/helpers.js';
 
@@ -76,7 +76,7 @@ function peerRss(dataDir: string, bin: string): { count: number; bytes: number }
 }
 
 async function main(): Promise<void> {
-  const missing = dnsPeersMissing() || (motoUnavailableReason() ?? false);
+  const missing = dnsPeersMissing();
   if (missing || !HOST_IP) throw new Error(missing || 'no non-loopback IPv4 address for the backend');
   const moto = await startMoto();
   process.env[AWS_ENDPOINT_ENV] = moto.url;

@@ -4,11 +4,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand } from '@aws-sdk/client-route-53';
-import { startMoto, motoUnavailableReason, type MotoServer } from '../harness/moto.js';
+import { startMoto, SKIP_AWS, type MotoServer } from '../harness/moto.js';
 import { aRecordValues, findHostedZone, isWithin, listRecordSets, ownedHosts } from '../../src/providers/aws/route53.js';
 import { testAccount, testCipher, testProvider } from './helpers.js';
 
-describe('Route 53 reads (moto)', { skip: motoUnavailableReason() }, () => {
+describe('Route 53 reads (moto)', { skip: SKIP_AWS }, () => {
   let moto: MotoServer;
   before(async () => {
     moto = await startMoto();

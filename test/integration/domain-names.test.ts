@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client, type ResourceRecordSet } from '@aws-sdk/client-route-53';
 import { SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
-import { motoUnavailableReason, startMoto, type MotoServer } from '../harness/moto.js';
+import { SKIP_AWS, startMoto, type MotoServer } from '../harness/moto.js';
 import { AWS_ENDPOINT_ENV } from '../../src/providers/aws/provider.js';
 import { main as tptctlMain } from '../../src/cli/main.js';
 import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
@@ -26,7 +26,7 @@ import { api, createRuntimes, events, get, list, must, startControlPlane, status
 
 const skip = SKIP_KUBE
   ? SKIP_KUBE_REASON
-  : (motoUnavailableReason() ?? (HOST_IP === undefined ? 'no non-loopback IPv4 address for the backend' : dnsPeersMissing()));
+  : (SKIP_AWS ?? (HOST_IP === undefined ? 'no non-loopback IPv4 address for the backend' : dnsPeersMissing()));
 
 const externalDnsPids = (dataDir: string): number[] => peerPids(dataDir, 'external-dns');
 

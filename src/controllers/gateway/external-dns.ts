@@ -11,7 +11,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import type { KubeConnection } from '../../providers/kube/connection.js';
 import { SupportPeerSet, externalDnsLaunch, type AwsTarget, type PeerEvent } from '../../providers/support-peers/index.js';
-import { freePort } from '../../providers/runtimes/kwok/processes.js';
+import { freePort } from '../../system.js';
 import { LABEL_GATEWAY_INSTANCE } from './render.js';
 
 export const EXTERNAL_DNS_PEER = 'external-dns';

@@ -401,10 +401,17 @@ export class DomainNameController {
     const published: string[] = [];
     for (const { gatewayInstance: gi, host } of hosts) {
       const address = gi['Status'] === 'Healthy' ? await this.#gatewayAddress(ctx, runtime, gi) : undefined;
-      if (!address) return this.#unpublished(ctx, dni, `waiting for ${label(GatewayInstance.name, gi)} to be Healthy with an address before ${host} is published`);
+      if (!address) {
+        // The GatewayInstance watch wakes this instance when the gateway is Healthy.
+        await this.#unpublished(ctx, dni, `waiting for ${label(GatewayInstance.name, gi)} to be Healthy with an address before ${host} is published`);
+        return untilWoken(ctx, 2_000);
+      }
       const values = aRecordValues(records, host);
       if (!owned.has(host) || !values.includes(address)) {
-        return this.#unpublished(ctx, dni, `waiting for external-dns to publish ${host} → ${address} in Route 53 zone ${zone.name} (${zone.id})${values.length ? `; it has ${values.join(', ')}` : ''}`);
+        // Route 53 has no change feed: look again soon.
+        await this.#unpublished(ctx, dni, `waiting for external-dns to publish ${host} → ${address} in Route 53 zone ${zone.name} (${zone.id})${values.length ? `; it has ${values.join(', ')}` : ''}`);
+        const waited = ctx.clock.now() - ctx.firstQueuedAt.getTime();
+        return { requeueAfterMs: Math.round(Math.min(2_000, Math.max(250, waited / 10))) };
       }
       published.push(`${host} → ${address}`);
     }
@@ -427,9 +434,9 @@ export class DomainNameController {
     return undefined;
   }
 
-  async #unpublished(ctx: ReconcileContext, dni: JsonObject, note: string): Promise<ReconcileResult> {
+  async #unpublished(ctx: ReconcileContext, dni: JsonObject, note: string): Promise<void> {
     if (dni['Status'] !== 'Unhealthy') await ctx.patchSelf({ Status: 'Unhealthy' });
-    return this.#wait(ctx, 'WaitingForDnsRecord', note, 2_000);
+    await ctx.recordEvent({ reason: 'WaitingForDnsRecord', note, type: 'Normal' });
   }
 
   async #remove(ctx: ReconcileContext, dni: JsonObject): Promise<ReconcileResult> {

@@ -388,7 +388,8 @@ export class DomainNameController {
     }
 
     const { config, expiresAt } = await this.#runtimeConfig(store, runtime, session);
-    const controller = await ensureSupportWorkload(store, runtime, dnsControllerWorkload(runtime));
+    // Under the runtime's lock: two instances arriving together create one controller workload.
+    const controller = await this.#locked(Number(runtime['ID']), () => ensureSupportWorkload(store, runtime, dnsControllerWorkload(runtime)));
     await this.#apply(ctx, runtime, config);
     if (controller['Reconciled'] !== true) {
       return this.#wait(ctx, 'WaitingForDnsController', `waiting for the DNS controller WorkloadInstance ${JSON.stringify(controller['Name'])} (ID ${String(controller['ID'])}) to be reconciled`);

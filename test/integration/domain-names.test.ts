@@ -5,7 +5,7 @@
 //
 // A workload with a Gateway and a DomainName (upstream's shape): once it is Healthy, its host
 // names are in moto's zone with the gateway's address and a TXT ownership record for the runtime;
-// `tptctl get domain-names` shows it. A domain no zone serves is a Warning event and Status Error,
+// `tptctl get domain-names` shows it. No AwsAccount, or a domain no zone serves, is a Warning event and Status Error,
 // once. Deleting the DomainNameInstance removes the records and (its runtime's last) external-dns;
 // deleting the workload deletes its gateway and DomainNameInstances, removes the records, and
 // leaves no external-dns process, controller workload or route behind; then the definitions can be
@@ -63,6 +63,19 @@ test('DNS records: external-dns publishes a workload gateway host in Route 53 (m
     const server = cp.server;
     const [runtime] = await createRuntimes(server, ['dns']);
     const owner = `threeport-dns-${String(runtime!['ID'])}`;
+    // Upstream's Workload config shape, as tptctl posts it: definitions, then instances.
+    const gwPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const wd = await must(server, 'POST', '/v0/workload-definitions', { Name: 'shop', YAMLDocument: workloadYaml('shop', backendPort) });
+    const wi = await must(server, 'POST', '/v0/workload-instances', { Name: 'shop', WorkloadDefinitionID: wd['ID'], KubernetesRuntimeInstanceID: runtime!['ID'] });
+    const dnd = await must(server, 'POST', '/v0/domain-name-definitions', { Name: 'example', Domain: 'example.test', Zone: 'Public', AdminEmail: 'admin@example.test' });
+    const dniBody = { Name: 'example', DomainNameDefinitionID: dnd['ID'], WorkloadInstanceID: wi['ID'], KubernetesRuntimeInstanceID: runtime!['ID'] };
+    await t.test('with no AwsAccount to publish with: a Warning event and Status Error (upstream’s test has none)', async () => {
+      const other = await must(server, 'POST', '/v0/domain-name-definitions', { Name: 'other', Domain: 'other.test', Zone: 'Public', AdminEmail: 'admin@other.test' });
+      const lonely = await must(server, 'POST', '/v0/domain-name-instances', { ...dniBody, Name: 'noaccount', DomainNameDefinitionID: other['ID'] });
+      const e = await until('AwsAccountNotFound event', async () => (await events(server, lonely['ID'])).find((x) => x['Reason'] === 'AwsAccountNotFound'), 60_000);
+      assert.match(String(e['Note']), /no AwsAccount is the default \(DefaultAccount: true\) to publish DNS records with/);
+      assert.equal((await get(server, 'domain-name-instances', lonely['ID']))?.['Status'], 'Error');
+    });
     await must(server, 'POST', '/v0/aws-accounts', {
       Name: 'default-account',
       AccountID: MOTO_ACCOUNT_ID,
@@ -72,12 +85,6 @@ test('DNS records: external-dns publishes a workload gateway host in Route 53 (m
       SecretAccessKey: TEST_SECRET_ACCESS_KEY,
     });
 
-    // Upstream's Workload config shape, as tptctl posts it: definitions, then instances.
-    const gwPort = 20_000 + Math.floor(Math.random() * 20_000);
-    const wd = await must(server, 'POST', '/v0/workload-definitions', { Name: 'shop', YAMLDocument: workloadYaml('shop', backendPort) });
-    const wi = await must(server, 'POST', '/v0/workload-instances', { Name: 'shop', WorkloadDefinitionID: wd['ID'], KubernetesRuntimeInstanceID: runtime!['ID'] });
-    const dnd = await must(server, 'POST', '/v0/domain-name-definitions', { Name: 'example', Domain: 'example.test', Zone: 'Public', AdminEmail: 'admin@example.test' });
-    const dniBody = { Name: 'example', DomainNameDefinitionID: dnd['ID'], WorkloadInstanceID: wi['ID'], KubernetesRuntimeInstanceID: runtime!['ID'] };
     let dni = await must(server, 'POST', '/v0/domain-name-instances', dniBody);
     const gd = await must(server, 'POST', '/v0/gateway-definitions', {
       Name: 'shop-gateway',

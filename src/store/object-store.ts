@@ -354,6 +354,16 @@ export class ObjectStore {
     return JSON.parse(await this.get(kind, id, client)) as JsonObject;
   }
 
+  /**
+   * The object, its row locked until the transaction `tx` ends: for a read-check-write that must
+   * not interleave with another writer (a status derived from a snapshot that may be stale).
+   */
+  async getForUpdate(kind: Kind, id: number, tx: Queryable): Promise<JsonObject> {
+    const locked = await tx.query(`SELECT 1 FROM ${kind.table} WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, [id]);
+    if (locked.rowCount === 0) throw new NotFoundError('record not found');
+    return this.getObject(kind, id, tx);
+  }
+
   async list(kind: Kind, filter: JsonObject, page: number, size: number, client: Queryable = this.db.pool): Promise<ListPage> {
     const limit = size < 0 ? null : size;
     const offset = size < 0 ? 0 : (page - 1) * size;

@@ -148,14 +148,15 @@ export class HelmStatusMonitor {
         if (instance['Status'] === status) continue;
         try {
           const leases = this.#leases;
-          if (leases?.wants(HELM_STATUS_LEASE)) {
-            await store.db.transaction(async (tx) => {
-              await leases.fence(tx, HELM_STATUS_LEASE);
-              await store.patch(HelmWorkloadInstance, Number(instance['ID']), { Status: status }, { enqueue: false }, tx);
-            });
-          } else {
-            await store.patch(HelmWorkloadInstance, Number(instance['ID']), { Status: status }, { enqueue: false });
-          }
+          const id = Number(instance['ID']);
+          await store.db.transaction(async (tx) => {
+            if (leases?.wants(HELM_STATUS_LEASE)) await leases.fence(tx, HELM_STATUS_LEASE);
+            // The status was derived from a snapshot: when the reconciler has moved the instance on
+            // since (a terminal failure marked Error), its word stands until the next pass.
+            const fresh = await store.getForUpdate(HelmWorkloadInstance, id, tx);
+            if (phaseOf(fresh) !== phaseOf(instance) || fresh['Status'] !== instance['Status']) return;
+            await store.patch(HelmWorkloadInstance, id, { Status: status }, { enqueue: false }, tx);
+          });
         } catch (err) {
           if (!(err instanceof NotFoundError)) throw err; // deleted meanwhile
         }

@@ -685,8 +685,9 @@ export class WorkloadController {
 
     // Record what was applied, with the status it gives, in one transaction.
     watcher.setInstanceResources(id, plan.filter((p) => p.wri).map((p) => this.#tracked(id, p.wri!)));
-    state.phase = 'applied';
-    const derived = this.#derive(id, state);
+    // The phase turns 'applied' only once the WRIs say so: the status writer must not report the
+    // instance Healthy while its resources are still unrecorded (or the transaction fails).
+    const derived = this.#derive(id, { ...state, phase: 'applied' });
     await ctx.transaction(async (tx) => {
       await this.#fence(tx.client, Number(runtime['ID']));
       for (const { wri, after } of appliedObjects) {
@@ -698,6 +699,7 @@ export class WorkloadController {
       }
       if (statusKey(derived.status, derived.reason) !== state.written) await tx.patch(WorkloadInstance, id, statusFields(derived), { enqueue: false });
     });
+    state.phase = 'applied';
     state.written = statusKey(derived.status, derived.reason);
     // Derived again shortly: a watch may have written meanwhile from an older phase.
     this.#dirty.add(id);

@@ -59,77 +59,32 @@ export CGO_ENABLED=0
 # GOCACHE / GOMODCACHE stay at their defaults (outside the repo). GOMAXPROCS is left alone.
 
 mkdir -p "$BIN_DIR" "$HELM_BIN_DIR" "$REGISTRY_BIN_DIR" "$K8S_DIR/build"
+LOG_TAG=build-test-bins
+# shellcheck source=../lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/go-build.sh"
 # One build per machine at a time: a second invocation waits, then finds everything present.
-exec 9>"$CACHE_ROOT/.build.lock"
-if ! flock -n 9; then
-  echo "[build-test-bins] another build holds $CACHE_ROOT/.build.lock; waiting"
-  flock 9
-fi
-
+hold_lock "$CACHE_ROOT/.build.lock"
 START_ALL=$(date +%s)
-log() { echo "[build-test-bins] $(date +%H:%M:%S) $*"; }
 
 # build_bin <out-dir> <name> <module-dir> <package> <ldflags-extra>
-# Builds into a temp name in the destination dir, then renames atomically.
 build_bin() {
-  local out_dir=$1 name=$2 mod_dir=$3 pkg=$4 extra_ldflags=$5
-  if [[ -x "$out_dir/$name" ]]; then
-    log "$name: present, skipping ($out_dir/$name)"
-    return 0
-  fi
-  local tmp="$out_dir/.$name.tmp.$$"
-  rm -f "$out_dir/.$name.tmp."*   # leftovers of an interrupted run (we hold the lock)
-  trap 'rm -f "'"$tmp"'"' EXIT
-  local t0; t0=$(date +%s)
-  log "$name: building $pkg ..."
-  (cd "$mod_dir" && nice -n 10 go build -trimpath -ldflags "-s -w $extra_ldflags" -o "$tmp" "$pkg")
-  chmod 0755 "$tmp"
-  mv -f "$tmp" "$out_dir/$name"
-  trap - EXIT
-  log "$name: done in $(( $(date +%s) - t0 ))s ($(du -h "$out_dir/$name" | cut -f1))"
+  go_build_bin "$1" "$2" "$3" build -trimpath -ldflags "-s -w $5" "$4"
 }
-
-go_line() { go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+(\.[0-9]+)?).*/\1/'; }
 
 # ---- Kubernetes control plane --------------------------------------------------------------
 K8S_MOD="$K8S_DIR/build/kubernetes"
 if [[ ! -x "$BIN_DIR/kube-apiserver" || ! -x "$BIN_DIR/kube-controller-manager" || ! -x "$BIN_DIR/kube-scheduler" ]]; then
   mkdir -p "$K8S_MOD"
-  {
-    echo "module threeport.test/k8sbins"
-    echo
-    echo "go $(go_line)"
-    echo
-    echo "// Same GODEBUG defaults as upstream k8s.io/kubernetes $K8S_VERSION."
-    echo "godebug default=go1.24"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    echo "replace ("
-    for m in "${K8S_STAGING_MODULES[@]}"; do
-      echo "	k8s.io/$m => k8s.io/$m $K8S_STAGING_VERSION"
-    done
-    echo ")"
-  } > "$K8S_MOD/go.mod.new"
-  # Keep go.mod/go.sum from an earlier run when the template did not change.
-  if ! cmp -s "$K8S_MOD/go.mod.new" "$K8S_MOD/go.mod.template" 2>/dev/null; then
-    cp "$K8S_MOD/go.mod.new" "$K8S_MOD/go.mod"
-    cp "$K8S_MOD/go.mod.new" "$K8S_MOD/go.mod.template"
-    rm -f "$K8S_MOD/go.sum"
-  fi
-  rm -f "$K8S_MOD/go.mod.new"
+  K8S_REPLACES=$(for m in "${K8S_STAGING_MODULES[@]}"; do echo "	k8s.io/$m => k8s.io/$m $K8S_STAGING_VERSION"; done)
+  write_gomod "$K8S_MOD" k8sbins k8s.io/kubernetes "$K8S_VERSION" "// Same GODEBUG defaults as upstream k8s.io/kubernetes $K8S_VERSION.
+godebug default=go1.24
+
+replace (
+$K8S_REPLACES
+)"
   # A blank-import file pins the commands so that `go mod` keeps their dependencies.
-  cat > "$K8S_MOD/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-EOF
+  write_tools_go "$K8S_MOD" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler
   t0=$(date +%s)
   log "kubernetes $K8S_VERSION: resolving modules ..."
   (cd "$K8S_MOD" && nice -n 10 go mod download k8s.io/kubernetes)
@@ -149,13 +104,7 @@ done
 ETCD_MOD="$K8S_DIR/build/etcd"
 if [[ ! -x "$BIN_DIR/etcd" ]]; then
   mkdir -p "$ETCD_MOD"
-  cat > "$ETCD_MOD/go.mod" <<EOF
-module threeport.test/etcdbin
-
-go $(go_line)
-
-require go.etcd.io/etcd/server/v3 $ETCD_VERSION
-EOF
+  write_gomod "$ETCD_MOD" etcdbin go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
   cat > "$ETCD_MOD/main.go" <<'EOF'
 package main
 
@@ -174,20 +123,8 @@ build_bin "$BIN_DIR" etcd "$ETCD_MOD" . ""
 KWOK_MOD="$K8S_DIR/build/kwok"
 if [[ ! -x "$BIN_DIR/kwok" ]]; then
   mkdir -p "$KWOK_MOD"
-  cat > "$KWOK_MOD/go.mod" <<EOF
-module threeport.test/kwokbin
-
-go $(go_line)
-
-require sigs.k8s.io/kwok $KWOK_VERSION
-EOF
-  cat > "$KWOK_MOD/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import _ "sigs.k8s.io/kwok/cmd/kwok"
-EOF
+  write_gomod "$KWOK_MOD" kwokbin sigs.k8s.io/kwok "$KWOK_VERSION"
+  write_tools_go "$KWOK_MOD" sigs.k8s.io/kwok/cmd/kwok
 fi
 build_bin "$BIN_DIR" kwok "$KWOK_MOD" sigs.k8s.io/kwok/cmd/kwok \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
@@ -198,8 +135,7 @@ build_bin "$BIN_DIR" kwok "$KWOK_MOD" sigs.k8s.io/kwok/cmd/kwok \
 KWOK_STAGES="$K8S_DIR/etc/kwok-stages.yaml"
 if [[ ! -s "$KWOK_STAGES" ]]; then
   mkdir -p "$K8S_DIR/etc"
-  KWOK_SRC=$(cd "$KWOK_MOD" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" \
-    | sed -n -E 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')
+  KWOK_SRC=$(cd "$KWOK_MOD" && module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
   tmp="$KWOK_STAGES.tmp.$$"
   : > "$tmp"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
@@ -214,20 +150,8 @@ fi
 HELM_MOD="$HELM_DIR/build"
 if [[ ! -x "$HELM_BIN_DIR/helm" ]]; then
   mkdir -p "$HELM_MOD"
-  cat > "$HELM_MOD/go.mod" <<EOF
-module threeport.test/helmbin
-
-go $(go_line)
-
-require helm.sh/helm/v3 $HELM_VERSION
-EOF
-  cat > "$HELM_MOD/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import _ "helm.sh/helm/v3/cmd/helm"
-EOF
+  write_gomod "$HELM_MOD" helmbin helm.sh/helm/v3 "$HELM_VERSION"
+  write_tools_go "$HELM_MOD" helm.sh/helm/v3/cmd/helm
 fi
 build_bin "$HELM_BIN_DIR" helm "$HELM_MOD" helm.sh/helm/v3/cmd/helm \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
@@ -236,20 +160,8 @@ build_bin "$HELM_BIN_DIR" helm "$HELM_MOD" helm.sh/helm/v3/cmd/helm \
 REGISTRY_MOD="$REGISTRY_DIR/build"
 if [[ ! -x "$REGISTRY_BIN_DIR/registry" ]]; then
   mkdir -p "$REGISTRY_MOD"
-  cat > "$REGISTRY_MOD/go.mod" <<EOF
-module threeport.test/registrybin
-
-go $(go_line)
-
-require github.com/google/go-containerregistry $REGISTRY_VERSION
-EOF
-  cat > "$REGISTRY_MOD/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import _ "github.com/google/go-containerregistry/cmd/registry"
-EOF
+  write_gomod "$REGISTRY_MOD" registrybin github.com/google/go-containerregistry "$REGISTRY_VERSION"
+  write_tools_go "$REGISTRY_MOD" github.com/google/go-containerregistry/cmd/registry
 fi
 build_bin "$REGISTRY_BIN_DIR" registry "$REGISTRY_MOD" github.com/google/go-containerregistry/cmd/registry ""
 

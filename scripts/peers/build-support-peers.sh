@@ -70,51 +70,16 @@ export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
 # GOCACHE / GOMODCACHE stay at their defaults (outside the repo).
 
-log() { echo "[build-support-peers] $(date +%H:%M:%S) $*"; }
-go_line() { go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+(\.[0-9]+)?).*/\1/'; }
+LOG_TAG=build-support-peers
+# shellcheck source=../lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/go-build.sh"
 
-# module_dir <module@version>: where the go command unpacked that module (downloads it if needed).
-module_dir() {
-  go mod download -json "$1" | sed -n -E 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p'
-}
-
-# write_if_changed <file> : stdin -> file, and drops go.sum when a go.mod template changed, so an
-# edited template re-resolves while an unchanged one keeps its resolved go.mod/go.sum.
-write_gomod() {
-  local dir=$1
-  cat > "$dir/go.mod.new"
-  if ! cmp -s "$dir/go.mod.new" "$dir/go.mod.template" 2>/dev/null; then
-    cp "$dir/go.mod.new" "$dir/go.mod"
-    cp "$dir/go.mod.new" "$dir/go.mod.template"
-    rm -f "$dir/go.sum"
-  fi
-  rm -f "$dir/go.mod.new"
-}
-
-# build_bin <peer-dir> <name> <module-dir> <package> <ldflags-extra>
-# Builds into a temp name in the destination dir, then renames atomically, and records the cold
-# build time and size in <peer-dir>/build-info.txt.
+# build_bin <peer-dir> <name> <module-dir> <package> <ldflags-extra>: into <peer-dir>/bin, with
+# the cold build time and size recorded in <peer-dir>/build-info.txt.
 build_bin() {
   local dir=$1 name=$2 mod_dir=$3 pkg=$4 extra_ldflags=$5
-  local out_dir="$dir/bin"
-  mkdir -p "$out_dir"
-  if [[ -x "$out_dir/$name" ]]; then
-    log "$name: present, skipping ($out_dir/$name)"
-    return 0
-  fi
-  local tmp="$out_dir/.$name.tmp.$$"
-  rm -f "$out_dir/.$name.tmp."*   # leftovers of an interrupted run (we hold the lock)
-  trap 'rm -f "'"$tmp"'"' EXIT
-  local t0; t0=$(date +%s)
-  log "$name: building $pkg (load $(cut -d' ' -f1 /proc/loadavg)) ..."
-  (cd "$mod_dir" && nice -n 19 go build -trimpath ${BUILD_TAGS:+-tags "$BUILD_TAGS"} -ldflags "-s -w $extra_ldflags" -o "$tmp" "$pkg")
-  chmod 0755 "$tmp"
-  mv -f "$tmp" "$out_dir/$name"
-  trap - EXIT
-  local secs=$(( $(date +%s) - t0 )) size; size=$(du -m "$out_dir/$name" | cut -f1)
-  echo "$name build_seconds=$secs size_mib=$size built=$(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)" \
-    >> "$dir/build-info.txt"
-  log "$name: done in ${secs}s (${size} MiB)"
+  BUILD_INFO="$dir/build-info.txt" go_build_bin "$dir/bin" "$name" "$mod_dir" build \
+    -trimpath ${BUILD_TAGS:+-tags "$BUILD_TAGS"} -ldflags "-s -w $extra_ldflags" "$pkg"
 }
 
 # with_lock <peer> <fn>: one build per peer and machine at a time. A second invocation for the
@@ -122,11 +87,7 @@ build_bin() {
 with_lock() {
   local peer=$1 fn=$2 dir; dir=$(peer_dir "$peer")
   mkdir -p "$dir"
-  exec 9>"$CACHE_ROOT/$peer/.build.lock"
-  if ! flock -n 9; then
-    log "$peer: another build holds $CACHE_ROOT/$peer/.build.lock; waiting"
-    flock 9
-  fi
+  hold_lock "$CACHE_ROOT/$peer/.build.lock"
   "$fn" "$dir"
   exec 9>&-
 }
@@ -137,14 +98,7 @@ with_lock() {
 build_traefik() {
   local dir=$1 mod="$1/build"
   if [[ ! -x "$dir/bin/traefik" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/traefikbin
-
-go $(go_line)
-
-require github.com/traefik/traefik/v3 $TRAEFIK_VERSION
-
+    write_gomod "$mod" traefikbin github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" "$(cat <<EOF
 // Containous forks (from traefik $TRAEFIK_VERSION's go.mod)
 replace (
 	github.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e
@@ -154,13 +108,8 @@ replace (
 
 exclude github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible
 EOF
-    cat > "$mod/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import _ "github.com/traefik/traefik/v3/cmd/traefik"
-EOF
+)"
+    write_tools_go "$mod" github.com/traefik/traefik/v3/cmd/traefik
   fi
   build_bin "$dir" traefik "$mod" github.com/traefik/traefik/v3/cmd/traefik \
     "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION -X github.com/traefik/traefik/v3/pkg/version.Codename=threeport"
@@ -175,14 +124,7 @@ EOF
 build_cert_manager() {
   local dir=$1 mod="$1/build"
   if [[ ! -x "$dir/bin/cert-manager-controller" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/certmanagerbin
-
-go $(go_line)
-
-require github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION
-EOF
+    write_gomod "$mod" certmanagerbin github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION"
     cat > "$mod/main.go" <<'EOF'
 // Command cert-manager-controller runs cert-manager's controllers out of cluster.
 package main
@@ -376,14 +318,7 @@ copy_files() {
 build_pebble() {
   local dir=$1 mod="$1/build"
   if [[ ! -x "$dir/bin/pebble" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/pebblebin
-
-go $(go_line)
-
-require github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION
-EOF
+    write_gomod "$mod" pebblebin github.com/letsencrypt/pebble/v2 "$PEBBLE_VERSION"
   fi
   build_bin "$dir" pebble "$mod" github.com/letsencrypt/pebble/v2/cmd/pebble ""
   if [[ ! -s "$dir/certs/cert.pem" ]]; then
@@ -400,14 +335,7 @@ EOF
 build_coredns() {
   local dir=$1 mod="$1/build"
   if [[ ! -x "$dir/bin/coredns" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/corednsbin
-
-go $(go_line)
-
-require github.com/coredns/coredns $COREDNS_VERSION
-EOF
+    write_gomod "$mod" corednsbin github.com/coredns/coredns "$COREDNS_VERSION"
     cat > "$mod/main.go" <<'EOF'
 // Command coredns is CoreDNS with the plugins needed to serve Route 53 zones on loopback.
 package main
@@ -446,17 +374,11 @@ build_external_dns() {
   local dir=$1 mod="$1/build"
   export GOTOOLCHAIN=$EXTERNAL_DNS_TOOLCHAIN   # the module declares go 1.27; the approved way
   if [[ ! -x "$dir/bin/external-dns" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/externaldnsbin
-
-go ${EXTERNAL_DNS_TOOLCHAIN#go}
-
-require sigs.k8s.io/external-dns $EXTERNAL_DNS_VERSION
-
+    write_gomod "$mod" externaldnsbin sigs.k8s.io/external-dns "$EXTERNAL_DNS_VERSION" "$(cat <<EOF
 // The openshift/api version external-dns pins is not served; this one is, and has the route API it uses.
 replace github.com/openshift/api => github.com/openshift/api v0.0.0-20260810132456-8f52beb625b5
 EOF
+)"
     cat > "$mod/main.go" <<'EOF'
 // Command external-dns is external-dns with the AWS (Route 53) provider only.
 package main
@@ -648,17 +570,11 @@ EOF
 build_external_secrets() {
   local dir=$1 mod="$1/build"
   if [[ ! -x "$dir/bin/external-secrets" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/externalsecretsbin
-
-go $(go_line)
-
-require github.com/external-secrets/external-secrets $EXTERNAL_SECRETS_VERSION
-
+    write_gomod "$mod" externalsecretsbin github.com/external-secrets/external-secrets "$EXTERNAL_SECRETS_VERSION" "$(cat <<EOF
 // Upstream's own replace (external-secrets $EXTERNAL_SECRETS_VERSION go.mod).
 replace github.com/Masterminds/sprig/v3 => github.com/external-secrets/sprig/v3 v3.3.0
 EOF
+)"
   fi
   build_bin "$dir" external-secrets "$mod" github.com/external-secrets/external-secrets ""
   if [[ ! -s "$dir/crds/bundle.yaml" ]]; then
@@ -695,21 +611,8 @@ build_gateway_api() {
 build_prometheus() {
   local dir=$1 mod="$1/build"
   if [[ ! -x "$dir/bin/prometheus" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/prometheusbin
-
-go $(go_line)
-
-require github.com/prometheus/prometheus $PROMETHEUS_VERSION
-EOF
-    cat > "$mod/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import _ "github.com/prometheus/prometheus/cmd/prometheus"
-EOF
+    write_gomod "$mod" prometheusbin github.com/prometheus/prometheus "$PROMETHEUS_VERSION"
+    write_tools_go "$mod" github.com/prometheus/prometheus/cmd/prometheus
   fi
   BUILD_TAGS=remove_all_sd,enable_kubernetes_sd build_bin "$dir" prometheus "$mod" github.com/prometheus/prometheus/cmd/prometheus \
     "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v} -X github.com/prometheus/common/version.Branch=threeport"
@@ -722,24 +625,9 @@ EOF
 build_victoria_logs() {
   local dir=$1 mod="$1/build"
   if [[ ! -x "$dir/bin/victoria-logs" || ! -x "$dir/bin/vlagent" ]]; then
-    mkdir -p "$mod"
-    write_gomod "$mod" <<EOF
-module threeport.test/victorialogsbin
-
-go $(go_line)
-
-require github.com/VictoriaMetrics/VictoriaLogs $VICTORIA_LOGS_VERSION
-EOF
-    cat > "$mod/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import (
-	_ "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"
-	_ "github.com/VictoriaMetrics/VictoriaLogs/app/vlagent"
-)
-EOF
+    write_gomod "$mod" victorialogsbin github.com/VictoriaMetrics/VictoriaLogs "$VICTORIA_LOGS_VERSION"
+    write_tools_go "$mod" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs \
+      github.com/VictoriaMetrics/VictoriaLogs/app/vlagent
   fi
   build_bin "$dir" victoria-logs "$mod" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs ""
   # The log shipper: vlagent (same module) tails log files and forwards them to VictoriaLogs.

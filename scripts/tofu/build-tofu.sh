@@ -29,7 +29,9 @@ case "${1:-}" in
   *) echo "usage: $0 [--print-dir|--version]" >&2; exit 2 ;;
 esac
 
-log() { echo "[build-tofu] $(date +%H:%M:%S) $*"; }
+LOG_TAG=build-tofu
+# shellcheck source=../lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/go-build.sh"
 
 if [[ -x "$BIN_DIR/tofu" ]]; then
   log "tofu $TOFU_VERSION: present ($BIN_DIR/tofu)"
@@ -47,48 +49,21 @@ MOD_DIR="$TOFU_DIR/build"
 mkdir -p "$BIN_DIR" "$MOD_DIR"
 # One tofu build per machine at a time (its own lock, so it does not queue behind the
 # Kubernetes binaries): a second invocation waits, then finds the binary present.
-exec 9>"$TOFU_DIR/.build.lock"
-if ! flock -n 9; then
-  log "another build holds $TOFU_DIR/.build.lock; waiting"
-  flock 9
-fi
+hold_lock "$TOFU_DIR/.build.lock"
 if [[ -x "$BIN_DIR/tofu" ]]; then
   log "tofu $TOFU_VERSION: built by the other invocation ($BIN_DIR/tofu)"
   echo "$BIN_DIR"
   exit 0
 fi
 
-go_line() { go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+(\.[0-9]+)?).*/\1/'; }
-
-cat > "$MOD_DIR/go.mod.new" <<EOM
-module threeport.test/tofubin
-
-go $(go_line)
-
-// Same GODEBUG settings as upstream's go.mod.
+write_gomod "$MOD_DIR" tofubin github.com/opentofu/opentofu "$TOFU_VERSION" "// Same GODEBUG settings as upstream's go.mod.
 godebug (
 	tlsmlkem=0
 	winsymlink=0
 )
 
-require github.com/opentofu/opentofu $TOFU_VERSION
-
-replace $HCL_REPLACE
-EOM
-# Keep go.mod/go.sum from an earlier (interrupted) run when the template did not change.
-if ! cmp -s "$MOD_DIR/go.mod.new" "$MOD_DIR/go.mod.template" 2>/dev/null; then
-  cp "$MOD_DIR/go.mod.new" "$MOD_DIR/go.mod"
-  cp "$MOD_DIR/go.mod.new" "$MOD_DIR/go.mod.template"
-  rm -f "$MOD_DIR/go.sum"
-fi
-rm -f "$MOD_DIR/go.mod.new"
-cat > "$MOD_DIR/tools.go" <<'EOM'
-//go:build tools
-
-package tools
-
-import _ "github.com/opentofu/opentofu/cmd/tofu"
-EOM
+replace $HCL_REPLACE"
+write_tools_go "$MOD_DIR" github.com/opentofu/opentofu/cmd/tofu
 
 t0=$(date +%s)
 log "tofu $TOFU_VERSION: resolving modules ..."

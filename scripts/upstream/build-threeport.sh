@@ -31,56 +31,23 @@ export CGO_ENABLED=0
 export GONOSUMDB=github.com/nukleros/aws-builder
 
 mkdir -p "$BIN_DIR" "$DIR/build"
-exec 9>"$DIR/.build.lock"
-if ! flock -n 9; then
-  echo "[build-upstream] another build holds $DIR/.build.lock; waiting"
-  flock 9
-fi
-log() { echo "[build-upstream] $(date +%H:%M:%S) $*"; }
+LOG_TAG=build-upstream
+# shellcheck source=../lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/go-build.sh"
+hold_lock "$DIR/.build.lock"
 
 MOD="$DIR/build"
 if [[ ! -f "$MOD/go.mod" ]]; then
-  cat > "$MOD/go.mod" <<EOM
-module threeport.test/upstreambin
-
-go $(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+(\.[0-9]+)?).*/\1/')
-
-require github.com/threeport/threeport $UPSTREAM_VERSION
-EOM
+  write_gomod "$MOD" upstreambin github.com/threeport/threeport "$UPSTREAM_VERSION"
   # Pins the packages so that `go mod` keeps their (and their tests') dependencies.
-  cat > "$MOD/tools.go" <<'EOM'
-//go:build tools
-
-package tools
-
-import (
-	_ "github.com/threeport/threeport/cmd/tptctl"
-	_ "github.com/stretchr/testify/assert"
-)
-EOM
+  write_tools_go "$MOD" github.com/threeport/threeport/cmd/tptctl github.com/stretchr/testify/assert
 fi
-
-# build <name> <go subcommand> <go args...>: into a temp name, then an atomic rename.
-build() {
-  local name=$1 sub=$2; shift 2
-  if [[ -x "$BIN_DIR/$name" ]]; then log "$name: present ($BIN_DIR/$name)"; return 0; fi
-  local tmp="$BIN_DIR/.$name.tmp.$$"
-  rm -f "$BIN_DIR/.$name.tmp."*
-  trap 'rm -f "'"$tmp"'"' EXIT
-  local t0; t0=$(date +%s)
-  log "$name: building (go $sub $*) ..."
-  (cd "$MOD" && nice -n 19 go "$sub" -o "$tmp" "$@")
-  chmod 0755 "$tmp"; mv -f "$tmp" "$BIN_DIR/$name"; trap - EXIT
-  log "$name: done in $(( $(date +%s) - t0 ))s ($(du -h "$BIN_DIR/$name" | cut -f1))"
-}
 
 log "threeport $UPSTREAM_VERSION: resolving modules ..."
 (cd "$MOD" && nice -n 19 go mod download github.com/threeport/threeport)
 # The tests read upstream's own sample configs from the module: link its (read-only) directory.
-MOD_SRC=$(cd "$MOD" && go mod download -json "github.com/threeport/threeport@$UPSTREAM_VERSION" \
-  | sed -n -E 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')
+MOD_SRC=$(cd "$MOD" && module_dir "github.com/threeport/threeport@$UPSTREAM_VERSION")
 ln -sfn "$MOD_SRC" "$DIR/module"
-build tptctl build -trimpath -ldflags "-s -w" \
-  github.com/threeport/threeport/cmd/tptctl
-build workload-e2e.test test -c -trimpath github.com/threeport/threeport/test/integration
+go_build_bin "$BIN_DIR" tptctl "$MOD" build -trimpath -ldflags "-s -w" github.com/threeport/threeport/cmd/tptctl
+go_build_bin "$BIN_DIR" workload-e2e.test "$MOD" test -c -trimpath github.com/threeport/threeport/test/integration
 echo "$BIN_DIR"

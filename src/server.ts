@@ -18,7 +18,7 @@ import { buildApiServer } from './api/http-server.js';
 import { registerDashboardRoutes } from './dashboard/routes.js';
 import type { Controller } from './controllers/index.js';
 import { testReconcilerKinds } from './reconcile/test-reconcilers.js';
-import { ReconcileMetrics } from './reconcile/metrics.js';
+import type { ReconcileMetrics } from './reconcile/metrics.js';
 import { startMetricsServer, type MetricsServer } from './reconcile/metrics-server.js';
 import { ReconcileRuntime, type ReconcileRuntimeSettings } from './reconcile/runtime.js';
 import type { Reconciler } from './reconcile/types.js';
@@ -63,7 +63,8 @@ export interface RunningServer {
   controllers?: ReconcileRuntime;
   /** This replica's named leases (runtimes it watches, singleton work), when it runs controllers. */
   leases?: Leases;
-  metrics: ReconcileMetrics;
+  /** The process's metrics; an API replica builds them on the first scrape (prom-client is not loaded before). */
+  metrics(): Promise<ReconcileMetrics>;
   /** The plain-HTTP metrics listener's base URL, when --metrics-port is set. */
   metricsUrl?: string;
   close(): Promise<void>;
@@ -108,7 +109,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // the built-in controllers do not; the store and the API must treat those as served.
     const served = new Set([...(config.reconcilers ?? []).map((r) => r.kind), ...(await testReconcilerKinds())]);
     const store = new ObjectStore(db, cipher, served);
-    const metrics = new ReconcileMetrics(db, { log });
+    // prom-client (with its OpenTelemetry and default-metrics machinery) is 60-70 ms and ~13 MB of
+    // start-up that an API replica needs only when scraped; the controllers need it at once.
+    let loadingMetrics: Promise<ReconcileMetrics> | undefined;
+    const metrics = (): Promise<ReconcileMetrics> =>
+      (loadingMetrics ??= import('./reconcile/metrics.js').then(({ ReconcileMetrics }) => new ReconcileMetrics(db, { log })));
     let url: string | undefined;
     let closing = false;
     // /readyz?verbose: which replica this is and what it owns.
@@ -126,7 +131,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         ready: () => !closing,
         readyDetail,
         extend: (api) => {
-          api.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+          api.get('/metrics', async (_req, reply) => {
+            const m = await metrics();
+            return reply.type(m.contentType).send(await m.text());
+          });
           registerDashboardRoutes(api, store, log);
         },
       });
@@ -157,7 +165,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       });
       await leases.start();
       const ownLeases = leases;
-      metrics.trackOwnership(ownLeases.holder, () => ownLeases.held());
+      const processMetrics = await metrics();
+      processMetrics.trackOwnership(ownLeases.holder, () => ownLeases.held());
       const hooks = [config.controllers?.onSettled, loaded.onSettled].filter((h) => h !== undefined);
       controllers = await ReconcileRuntime.start({
         ...config.controllers,
@@ -165,7 +174,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         store,
         reconcilers: loaded.reconcilers,
         logger: log.child({ component: 'controllers' }),
-        metrics,
+        metrics: processMetrics,
         leases,
       });
       for (const c of domainControllers) await c.start?.(store, { leases });

@@ -1,7 +1,7 @@
 // The HTTP(S) API server: the v0 routes, the envelope on every response
-// (errors included), OpenAPI and Swagger UI, and mutual TLS.
+// (errors included), OpenAPI and Swagger UI (built on first use), and mutual TLS.
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { KINDS, KIND_BY_PLURAL } from '../kinds/index.js';
 import { InputError, isThreeportError } from '../errors.js';
@@ -9,10 +9,10 @@ import { MAX_ERROR_MESSAGE, clip } from '../kinds/input-limits.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { VERSION } from '../version.js';
 import { errorEnvelope } from './envelope.js';
-import { JSON_TYPE, registerKindRoutes, type ServerCheck } from './kind-routes.js';
+import { JSON_TYPE, KIND_ROUTE_PLURAL, registerKindRoutes, type ServerCheck } from './kind-routes.js';
 import { localRepoProblem } from './local-chart-root.js';
 import { registerCustomRoutes } from './custom-routes.js';
-import { buildOpenApi } from './openapi.js';
+import { registerDocsRoutes } from './docs-routes.js';
 
 export interface TlsMaterial {
   ca: string;
@@ -123,18 +123,28 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
       .send(errorEnvelope(type, 500, `internal server error (request ID ${req.id}); the server log has the details`));
   });
   // Every route's path pattern and methods, so that a known path with another method gets 405.
+  // A kind route's plural segment matches only the plural of a routed kind (set below).
+  let routedPlurals: ReadonlySet<string> = new Set();
   const routes: Array<{ pattern: RegExp; methods: Set<string> }> = [];
   app.addHook('onRoute', (route) => {
-    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}/?$`);
+    const source = route.url
+      .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      .replace(KIND_ROUTE_PLURAL, '(?<plural>[^/]+)')
+      .replace(/:[A-Za-z]+/g, '[^/]+');
+    const pattern = new RegExp(`^${source}/?$`);
     const methods = (Array.isArray(route.method) ? route.method : [route.method]).map(String);
     const known = routes.find((r) => r.pattern.source === pattern.source);
     if (known) for (const m of methods) known.methods.add(m);
     else routes.push({ pattern, methods: new Set(methods) });
   });
-  app.setNotFoundHandler((req, reply) => {
+  const matches = (pattern: RegExp, path: string): boolean => {
+    const m = pattern.exec(path);
+    return m !== null && (m.groups?.['plural'] === undefined || routedPlurals.has(m.groups['plural']));
+  };
+  const notFound = (req: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const path = req.url.split('?')[0]!;
-    const allowed = new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]));
-    if (allowed.size > 0) {
+    const allowed = new Set(routes.filter((r) => matches(r.pattern, path)).flatMap((r) => [...r.methods]));
+    if (allowed.size > 0 && !allowed.has(req.method)) {
       return reply
         .code(405)
         .header('allow', [...allowed].sort().join(', '))
@@ -142,7 +152,8 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
         .send(errorEnvelope(typeForUrl(req.url), 405, `method ${req.method} is not allowed on ${path}; allowed: ${[...allowed].sort().join(', ')}`));
     }
     return reply.code(404).type(JSON_TYPE).send(errorEnvelope(typeForUrl(req.url), 404, `no route for ${req.method} ${path}`));
-  });
+  };
+  app.setNotFoundHandler(notFound);
 
   app.get('/version', async (_req, reply) => reply.type(JSON_TYPE).send(JSON.stringify({ Version: VERSION })));
   app.get('/readyz', async (req, reply) => {
@@ -153,17 +164,12 @@ export async function buildApiServer(options: ApiServerOptions): Promise<Fastify
     return reply.code(ready ? 200 : 503).type('text/plain').send(body);
   });
 
-  const openapi = buildOpenApi();
-  app.get('/swagger/doc.json', async (_req, reply) => reply.type(JSON_TYPE).send(openapi));
-  const { default: swagger } = await import('@fastify/swagger');
-  const { default: swaggerUi } = await import('@fastify/swagger-ui');
-  await app.register(swagger, { mode: 'static', specification: { document: openapi as never } });
-  await app.register(swaggerUi, { routePrefix: '/swagger', uiConfig: { url: '/swagger/doc.json' } as never });
+  registerDocsRoutes(app);
 
   const serverChecks: Record<string, ServerCheck> = {
     HelmWorkloadDefinition: (fields) => localRepoProblem(fields['Repo'], options.helmChartDir),
   };
-  for (const kind of KINDS) if (!kind.noRoutes) registerKindRoutes(app, kind, options.store, serverChecks[kind.name]);
+  routedPlurals = registerKindRoutes(app, KINDS.filter((k) => !k.noRoutes), options.store, serverChecks, notFound);
   registerCustomRoutes(app, options.store);
   options.extend?.(app);
   return app;

@@ -1,7 +1,8 @@
 // Kubernetes manifests as Threeport receives them: one YAML string holding
 // several documents. Splitting and checking happen here, once, for the API's
 // create-time validation and for the workload controller.
-import { parseAllDocuments } from 'yaml';
+import type { parseAllDocuments } from 'yaml';
+import { yaml } from './yaml.js';
 import { MAX_JSON_DEPTH, jsonValueProblem } from './input-limits.js';
 
 export interface KubeObject {
@@ -24,7 +25,7 @@ export function splitManifest(yamlText: string, field = 'YAMLDocument'): KubeObj
   // before any depth check could run on the result, so that overflow is caught and named.
   let docs: ReturnType<typeof parseAllDocuments>;
   try {
-    docs = parseAllDocuments(yamlText, { prettyErrors: true });
+    docs = yaml().parseAllDocuments(yamlText, { prettyErrors: true });
   } catch (err) {
     if (isStackOverflow(err)) throw new ManifestError(`${field} is nested too deeply: at most ${MAX_JSON_DEPTH} levels are allowed`);
     throw err;

@@ -1,4 +1,4 @@
-import { parse as parseYaml } from 'yaml';
+import { yaml } from './yaml.js';
 import { defineKind, f } from './declare.js';
 
 /**
@@ -28,7 +28,7 @@ function valuesProblem(kind: string, fields: Readonly<Record<string, unknown>>):
     if (name.startsWith('Grafana')) return `field ${kind}.${name}: ${DASHBOARDS_UNAVAILABLE}`;
     let parsed: unknown;
     try {
-      parsed = parseYaml(String(v), { maxAliasCount: 100 });
+      parsed = yaml().parse(String(v), { maxAliasCount: 100 });
     } catch (err) {
       return `field ${kind}.${name} is not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
     }

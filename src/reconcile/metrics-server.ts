@@ -11,7 +11,8 @@ export interface MetricsServer {
 }
 
 export async function startMetricsServer(options: {
-  metrics: ReconcileMetrics;
+  /** Built on the first scrape where the caller defers it (an API replica does). */
+  metrics: () => Promise<ReconcileMetrics>;
   host: string;
   port: number;
   ready: () => boolean;
@@ -26,8 +27,8 @@ export async function startMetricsServer(options: {
       return;
     }
     if (path === '/metrics') {
-      options.metrics.text().then(
-        (text) => res.writeHead(200, { 'content-type': options.metrics.contentType }).end(text),
+      options.metrics().then(
+        async (metrics) => res.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.text()),
         (err: unknown) => {
           options.log.error({ err: (err as Error).message }, 'metrics collection failed');
           res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');

@@ -1,12 +1,13 @@
 // The connection to PostgreSQL: an external server named by URL, or the
 // embedded one. Everything above this module speaks plain SQL through `pg`,
 // so both run the same statements.
-import pg from 'pg';
+import type pg from 'pg';
+import pgRuntime from './pg.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
 import { UnavailableError } from '../errors.js';
 
 // BIGINT ids come back as strings by default; our ids stay below 2^53, so parse them as numbers.
-pg.types.setTypeParser(20, (v: string) => Number(v));
+pgRuntime.types.setTypeParser(20, (v: string) => Number(v));
 
 export interface DatabaseOptions {
   /** postgres://… of an external server. Without it, an embedded server runs under `embeddedDir`. */
@@ -30,7 +31,7 @@ export class Database {
 
   private constructor(config: pg.PoolConfig, embedded?: EmbeddedPostgres, onPoolError?: (err: Error) => void) {
     this.#connection = config;
-    this.pool = new pg.Pool(config);
+    this.pool = new pgRuntime.Pool(config);
     // An idle client's error (e.g. the server restarted) must not crash the process, nor go
     // unseen: it is often the first sign of a database outage.
     this.pool.on('error', onPoolError ?? ((err) => process.stderr.write(`threeport: idle PostgreSQL connection failed: ${err.message}\n`)));
@@ -68,7 +69,7 @@ export class Database {
 
   /** A dedicated connection outside the pool (for LISTEN). */
   newClient(): pg.Client {
-    return new pg.Client(this.#connection as pg.ClientConfig);
+    return new pgRuntime.Client(this.#connection as pg.ClientConfig);
   }
 
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(

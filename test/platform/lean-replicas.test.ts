@@ -1,5 +1,6 @@
 // An API replica loads what the API needs and no more: no AWS SDK, no Kubernetes client, no
-// controllers or providers, and no certificate generator when its certificates are mounted.
+// controllers or providers, no certificate generator when its certificates are mounted, and no
+// metrics library, YAML parser or Swagger UI before they are first used.
 // Checked on the module graph a real `threeport server` process loads (recorded by a preload),
 // which is deterministic where start-up time is not (bench/startup measures that). A controllers
 // replica in the same test does load them, so the recorder is seen to work.
@@ -30,6 +31,11 @@ const NOT_FOR_API: [string, (path: string) => boolean][] = [
   ['the controllers', (p) => p.startsWith(join(SRC, 'controllers/'))],
   ['the providers', (p) => p.startsWith(join(SRC, 'providers/'))],
   ['the certificate generator', (p) => p.includes('/node_modules/@peculiar/x509/')],
+  // Loaded on first use: the metrics on the first scrape, the YAML parser on the first manifest, the
+  // Swagger UI on the first page (bench/startup shows what each cost at start-up).
+  ['prom-client', (p) => p.includes('/node_modules/prom-client/')],
+  ['the YAML parser', (p) => p.includes('/node_modules/yaml/')],
+  ['the Swagger UI', (p) => p.includes('/node_modules/@fastify/swagger-ui/') || p.includes('/node_modules/@fastify/static/')],
 ];
 
 let pg: TestPostgres;
@@ -97,7 +103,7 @@ async function modulesOf(role: 'api' | 'controllers'): Promise<string[]> {
   return readModuleRecord(readFileSync(record, 'utf8'));
 }
 
-test('--role api loads neither the AWS SDK, the Kubernetes client, the controllers nor the certificate generator', async () => {
+test('--role api loads neither the AWS SDK, the Kubernetes client, the controllers, the certificate generator, prom-client, yaml nor the Swagger UI', async () => {
   const modules = await modulesOf('api');
   assert.ok(modules.some((p) => p.includes('/node_modules/fastify/')), 'the recorder saw the API server load fastify');
   for (const [what, matches] of NOT_FOR_API) {
@@ -106,9 +112,9 @@ test('--role api loads neither the AWS SDK, the Kubernetes client, the controlle
   }
 });
 
-test('--role controllers does load the controllers, the AWS SDK and the Kubernetes client (the recorder sees them)', async () => {
+test('--role controllers does load the controllers, the AWS SDK, the Kubernetes client and prom-client (the recorder sees them)', async () => {
   const modules = await modulesOf('controllers');
-  for (const [what, matches] of NOT_FOR_API.slice(0, 4)) {
+  for (const [what, matches] of NOT_FOR_API.slice(0, 4).concat(NOT_FOR_API.slice(5, 6))) {
     assert.ok(modules.some(matches), `a controllers replica did not load ${what}`);
   }
 });

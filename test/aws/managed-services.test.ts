@@ -253,4 +253,17 @@ describe('RDS and Secrets Manager reconcilers', { skip }, () => {
     await assert.rejects(session.secretsManager.send(new GetSecretValueCommand({ SecretId: 'ours' })), /ResourceNotFoundException/);
     assert.equal((await session.secretsManager.send(new GetSecretValueCommand({ SecretId: 'taken' }))).SecretString, '{"mine":"yes"}', 'the foreign secret stays');
   });
+
+  test('a secret never stored for want of an account deletes at once, and its name is free again', async () => {
+    const store = env.store;
+    await store.patch(AwsAccount, accountId, { DefaultAccount: false }, { enqueue: false });
+    const orphan = await create(store, SecretDefinition, { Name: 'no-account', Data: { a: 'b' } });
+    await settlements.until((all) => all.some((s) => s.id === orphan['ID'] && s.outcome === 'terminal'), 'refused: no account');
+    await store.delete(SecretDefinition, orphan['ID'] as number);
+    await eventually(async () => ((await store.find(SecretDefinition, { Name: 'no-account' })).length === 0 ? true : undefined), 'the definition deleted');
+    const events = await eventsOf(env.db, 'SecretDefinition', orphan['ID'] as number);
+    assert.ok(events.some((e) => e['Reason'] === 'SecretNeverStored'), JSON.stringify(events.map((e) => e['Reason'])));
+    const again = await create(store, SecretDefinition, { Name: 'no-account', Data: { a: 'b' } });
+    assert.equal(again['Name'], 'no-account');
+  });
 });

@@ -43,7 +43,7 @@ export const GatewayDefinition = defineKind({
     ServiceName: f.string(),
     WorkloadDefinitionID: f.id('WorkloadDefinition'),
   },
-  // Nested ports: each in range, none used twice, no TLS until certificates are issued.
+  // Nested ports: each in range, none used twice, TLS only with a domain name (the certificate's host).
   check: (gd) => definitionPortsProblem(gd),
 });
 

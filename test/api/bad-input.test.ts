@@ -156,6 +156,24 @@ for (const backend of BACKENDS) {
       await refused('POST', '/v0/workload-definitions', { Name: 'yaml-proto', YAMLDocument: yamlProto }, 400, /YAMLDocument document 1\.metadata\.__proto__: the key "__proto__" is not allowed/);
     });
 
+    test('gateway TLS ports: accepted with a domain name; without one, on a TCP port, or with nowhere to redirect, a 400 naming the field', async () => {
+      const dnd = await call(api, 'POST', '/v0/domain-name-definitions', { Name: 'tls-domain', Domain: 'tls.test', Zone: 'Private', AdminEmail: 'a@tls.test' });
+      assert.equal(dnd.status, 201, dnd.text);
+      const domainId = dnd.body.Data![0]!['ID'] as number;
+      await refused('POST', '/v0/gateway-definitions', { Name: 'tls1', HttpPorts: [{ Port: 443, TLSEnabled: true }] }, 400, /^field GatewayDefinition\.HttpPorts\[0\]\.TLSEnabled: TLS needs a host name for its certificate: set DomainNameDefinitionID/);
+      await refused('POST', '/v0/gateway-definitions', { Name: 'tls2', DomainNameDefinitionID: domainId, TcpPorts: [{ Port: 22, TLSEnabled: true }] }, 400, /^field GatewayDefinition\.TcpPorts\[0\]\.TLSEnabled: TLS on TCP ports is not supported/);
+      await refused('POST', '/v0/gateway-definitions', { Name: 'tls3', DomainNameDefinitionID: domainId, HttpPorts: [{ Port: 80, HTTPSRedirect: true }] }, 400, /^field GatewayDefinition\.HttpPorts\[0\]\.HTTPSRedirect: there is no TLSEnabled HTTP port/);
+      const ok = await call(api, 'POST', '/v0/gateway-definitions', {
+        Name: 'tls-ok',
+        DomainNameDefinitionID: domainId,
+        SubDomain: 'www',
+        HttpPorts: [{ Port: 80, HTTPSRedirect: true }, { Port: 443, TLSEnabled: true }],
+      });
+      assert.equal(ok.status, 201, ok.text);
+      const id = ok.body.Data![0]!['ID'] as number;
+      assert.equal((await call(api, 'DELETE', `/v0/gateway-definitions/${id}`)).status, 200);
+    });
+
     test('a body declared gzip but not gzipped gets 415; identity is fine', async () => {
       const before = await snapshot();
       const body = JSON.stringify({ Name: 'gz' });

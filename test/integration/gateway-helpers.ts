@@ -1,6 +1,8 @@
 // Shared by test/integration/gateway.test.ts and bench/support-services.ts: a backend a simulated
 // runtime's gateway can reach (the host's own non-loopback address, since the API server refuses
-// 127.0.0.0/8 in EndpointSlices), the workload that points a Service at it, traefik's processes.
+// 127.0.0.0/8 in EndpointSlices), the workload that points a Service at it, the peers' processes,
+// and HTTPS requests through the gateway with curl.
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
@@ -29,6 +31,22 @@ export function dnsPeersMissing(): string | false {
   }
 }
 
+/** Why the TLS peers (cert-manager; with `acme`, pebble and CoreDNS too) cannot run here, or false. */
+export function tlsPeersMissing(acme = false): string | false {
+  const gateway = gatewayPeersMissing();
+  if (gateway) return gateway;
+  try {
+    findSupportPeer('cert-manager');
+    if (acme) {
+      findSupportPeer('pebble');
+      findSupportPeer('coredns');
+    }
+    return false;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 export function hostAddress(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -37,6 +55,11 @@ export function hostAddress(): string | undefined {
 }
 
 export const HOST_IP = hostAddress();
+
+/** cert-manager processes started under this control plane's data directory. */
+export function certManagerPids(dataDir: string): number[] {
+  return peerPids(dataDir, 'cert-manager-controller');
+}
 
 /** Processes of the support peer `bin` (traefik, external-dns, ...) started under this control plane's data directory. */
 export function peerPids(dataDir: string, bin: string): number[] {
@@ -71,6 +94,21 @@ export function httpGet(address: string, port: number, host: string, path = '/')
     req.once('error', reject);
     req.end();
   });
+}
+
+/**
+ * `curl` over HTTPS to `https://<host>:<port><path>`, with the host resolved to the gateway's
+ * address (so SNI and the Host header are the host) and the certificate checked against `caFile`.
+ */
+export function curlHttps(address: string, port: number, host: string, caFile: string, path = '/'): { status: number; body: string; stderr: string } {
+  const r = spawnSync(
+    'curl',
+    ['--silent', '--show-error', '--max-time', '10', '--cacert', caFile, '--resolve', `${host}:${port}:${address}`, '--write-out', '\n%{http_code}', `https://${host}:${port}${path}`],
+    { encoding: 'utf8' },
+  );
+  const out = r.stdout ?? '';
+  const cut = out.lastIndexOf('\n');
+  return { status: Number(out.slice(cut + 1)) || 0, body: out.slice(0, Math.max(cut, 0)), stderr: (r.stderr ?? '').trim() };
 }
 
 export function workloadYaml(ns: string, backendPort: number): string {

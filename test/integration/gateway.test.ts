@@ -43,7 +43,7 @@ test('gateways: traefik on a simulated runtime routes Host-header requests to th
       assert.match(await bad({ Name: 'bad1', HttpPorts: [{ Port: 70000 }] }), /HttpPorts\[0\]: field GatewayHttpPort\.Port must be between 1 and 65535, got 70000/);
       assert.match(await bad({ Name: 'bad2', TcpPorts: [{ Port: 0 }] }), /TcpPorts\[0\]: field GatewayTcpPort\.Port must be between 1 and 65535, got 0/);
       assert.match(await bad({ Name: 'bad3', HttpPorts: [{ Port: 8080 }], TcpPorts: [{ Port: 8080 }] }), /TcpPorts\[0\]\.Port: port 8080 is used twice \(also GatewayDefinition\.HttpPorts\[0\]\.Port\)/);
-      assert.match(await bad({ Name: 'bad4', HttpPorts: [{ Port: 443, TLSEnabled: true }] }), /TLSEnabled: TLS on gateway ports is not available yet/);
+      assert.match(await bad({ Name: 'bad4', HttpPorts: [{ Port: 443, TLSEnabled: true }] }), /HttpPorts\[0\]\.TLSEnabled: TLS needs a host name for its certificate: set DomainNameDefinitionID/);
       assert.match(await bad({ GatewayDefinitionID: 1, Port: -1 }, 'gateway-http-ports'), /GatewayHttpPort\.Port must be between 1 and 65535/);
       assert.equal((await api(server, 'GET', '/v0/gateway-definitions?size=-1')).data.length, 0);
     });

@@ -10,10 +10,17 @@
 // route. Deletion runs in reverse: routes and Gateway, then (for the runtime's last gateway)
 // traefik and the controller WorkloadInstance.
 //
+// TLS ports (cert-manager.ts): the first TLS port on a runtime starts cert-manager there and its
+// issuers; the gateway's Certificate is for `<SubDomain>.<Domain>`; the instance is Healthy once
+// the Certificate is Ready too, and its issuance and renewals are events. Deletion removes the
+// routes, the Gateway, then the Certificate and its Secret, and with the runtime's last TLS port
+// cert-manager and its issuers.
+//
 // Real (EKS, kubeconfig) clusters are refused for now: traefik's Helm chart is not in the traefik
 // module (it lives in traefik/traefik-helm-chart) and no registry this build can reach serves it.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { AwsAccount } from '../../kinds/aws.js';
 import { DomainNameDefinition, GatewayDefinition, GatewayHttpPort, GatewayInstance, GatewayTcpPort } from '../../kinds/gateway.js';
 import { KubernetesRuntimeDefinition, KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import { WorkloadDefinition, WorkloadInstance, WorkloadResourceInstance } from '../../kinds/workload.js';
@@ -28,20 +35,40 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconc
 import { KubeClients } from '../../providers/kube/clients.js';
 import { connectionFromRuntimeInstance } from '../../providers/kube/connection.js';
 import type { KubeClusterClient, KubeObject } from '../../providers/kube/client.js';
-import { findSupportPeer, installCrds, SupportPeerMissingError } from '../../providers/support-peers/index.js';
+import { KubeError } from '../../providers/kube/errors.js';
+import { AWS_ENDPOINT_ENV } from '../../providers/aws/provider.js';
+import { findSupportPeer, installCrds, SupportPeerMissingError, type AwsTarget, type PeerEvent } from '../../providers/support-peers/index.js';
 import { ensureAttached, removeAttached } from '../aws/common.js';
 import {
+  CERT_MANAGER_API,
   GATEWAY_API,
   GATEWAY_API_ALPHA,
   GATEWAY_CLASS,
   LABEL_GATEWAY_INSTANCE,
   TRAEFIK_CONTROLLER_NAME,
+  TLS_NEEDS_DOMAIN,
   definitionPortsProblem,
   gatewayHealth,
   portsOf,
   renderGateway,
 } from './render.js';
 import { RuntimeTraefik } from './traefik.js';
+import {
+  CA_ISSUER,
+  RuntimeCertManager,
+  acmeIssuerName,
+  acmeIssuerObject,
+  caIssuerObjects,
+  certManagerVersion,
+  certificateSettingsFromEnv,
+  certificateState,
+  challengeNote,
+  pruneAcmeIssuers,
+  removeIssuers,
+  usesAcme,
+  type CertificateSettings,
+  type DomainForIssuer,
+} from './cert-manager.js';
 
 export const CONTROLLER_NAME = 'GatewayController';
 
@@ -56,6 +83,8 @@ export interface GatewayControllerOptions {
   kube?: KubeClients;
   /** Where a runtime's processes run (several replicas): a simulated runtime only on the server that started it. */
   pinning?: (store: ObjectStore, runtime: JsonObject) => Promise<'here' | 'elsewhere' | undefined>;
+  /** ACME and certificate checks; default from the environment (certificateSettingsFromEnv). */
+  certificates?: CertificateSettings;
 }
 
 function label(gi: JsonObject): string {
@@ -78,7 +107,7 @@ spec:
   controllerName: ${TRAEFIK_CONTROLLER_NAME}
 `;
 
-/** The controller refuses TLS ports whatever the definition says (the API lets registered ones through). */
+/** The controller applies the API's rules whatever the definition says (a registered one, Reconciled: true, skips the TLS rules at the API). */
 function portsProblem(gd: JsonObject): string | undefined {
   return definitionPortsProblem({ ...gd, Reconciled: false });
 }
@@ -95,11 +124,17 @@ export class GatewayController {
   readonly #crdsInstalled = new Set<number>();
   /** Per-runtime serialisation of installs and removals. */
   readonly #locks = new Map<number, Promise<unknown>>();
+  /** cert-manager per simulated runtime with TLS ports (by runtime ID). */
+  readonly #certManagers = new Map<number, RuntimeCertManager>();
+  /** Issuer objects applied per runtime by this process (name and content), so each is applied once. */
+  readonly #issuers = new Map<number, Set<string>>();
+  readonly #certificates: CertificateSettings;
 
   constructor(options: GatewayControllerOptions) {
     this.#options = options;
     this.#log = options.logger;
     this.#kube = options.kube;
+    this.#certificates = options.certificates ?? certificateSettingsFromEnv();
     this.reconcilers = [this.#definitionReconciler(), this.#instanceReconciler()];
   }
 
@@ -113,8 +148,10 @@ export class GatewayController {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.#traefik.values()].map((t) => t.stop().catch(() => undefined)));
+    await Promise.all([...this.#traefik.values(), ...this.#certManagers.values()].map((t) => t.stop().catch(() => undefined)));
     this.#traefik.clear();
+    this.#certManagers.clear();
+    this.#issuers.clear();
     this.#kube?.close();
   }
 
@@ -123,12 +160,20 @@ export class GatewayController {
     return this.#traefik.get(runtimeId);
   }
 
-  /** The runtime is being deleted: its traefik goes with it. */
+  /** The runtime's cert-manager, when it runs in this process (tests, benchmarks). */
+  certManagerOf(runtimeId: number): RuntimeCertManager | undefined {
+    return this.#certManagers.get(runtimeId);
+  }
+
+  /** The runtime is being deleted: its traefik and cert-manager go with it. */
   async runtimeDeleted(runtimeId: number): Promise<void> {
     const t = this.#traefik.get(runtimeId);
+    const c = this.#certManagers.get(runtimeId);
     this.#traefik.delete(runtimeId);
+    this.#certManagers.delete(runtimeId);
     this.#crdsInstalled.delete(runtimeId);
-    await t?.remove();
+    this.#issuers.delete(runtimeId);
+    await Promise.all([t?.remove(), c?.remove()]);
   }
 
   #kubeClients(store: ObjectStore): KubeClients {
@@ -227,15 +272,20 @@ export class GatewayController {
     if (!t) {
       const conn = connectionFromRuntimeInstance(runtime, (v) => store.decrypt(v));
       const dir = join(this.#options.dataDir, 'gateways', `runtime-${id}`);
-      t = new RuntimeTraefik(dir, conn, (e) => {
-        this.#log.info({ runtimeId: id, peer: e.peer, reason: e.reason }, e.message);
-        void recordEvent(store.db.pool, KubernetesRuntimeInstance.name, id, { reason: e.reason, note: e.message, type: e.type, reportingController: CONTROLLER_NAME }, new Date()).catch(
-          (err: unknown) => this.#log.warn({ err: describeError(err) }, 'cannot record a support peer event'),
-        );
-      });
+      t = new RuntimeTraefik(dir, conn, this.#peerEvents(store, id));
       this.#traefik.set(id, t);
     }
     return t;
+  }
+
+  /** A support peer's starts, exits and restarts become events on its KubernetesRuntimeInstance. */
+  #peerEvents(store: ObjectStore, runtimeId: number): (e: PeerEvent) => void {
+    return (e) => {
+      this.#log.info({ runtimeId, peer: e.peer, reason: e.reason }, e.message);
+      void recordEvent(store.db.pool, KubernetesRuntimeInstance.name, runtimeId, { reason: e.reason, note: e.message, type: e.type, reportingController: CONTROLLER_NAME }, new Date()).catch(
+        (err: unknown) => this.#log.warn({ err: describeError(err) }, 'cannot record a support peer event'),
+      );
+    };
   }
 
   /**
@@ -352,39 +402,205 @@ export class GatewayController {
     if (waiting) return this.#wait(ctx, 'WaitingForGatewayController', waiting);
 
     const client = this.#kubeClients(store).forRuntime(runtime);
+    const name = `gateway-${dnsLabel(String(gi['Name']))}`;
+    const hostname = await this.#hostname(store, gd);
+    const issuer = http.some((p) => p.TLSEnabled) ? await this.#ensureCertManager(ctx, runtime, gi, gd) : undefined;
     const wanted = renderGateway({
       instanceId: ctx.id,
-      name: `gateway-${dnsLabel(String(gi['Name']))}`,
+      name,
       namespace: backend.namespace,
-      hostname: await this.#hostname(store, gd),
+      hostname,
       http,
       tcp,
       service: { name: backend.name, port: backend.port },
+      ...(issuer ? { tls: { secretName: `${name}-tls`, issuer } } : {}),
     });
     for (const o of wanted) await client.apply(o, { signal: ctx.signal });
     await this.#removeStale(client, ctx.id, backend.namespace, wanted, ctx.signal);
+    // A definition that dropped its TLS ports may have been the runtime's last TLS user.
+    if (!issuer) await this.#releaseCertManager(ctx, runtime, ctx.id, { onlyIfRunning: true });
 
     const live = await Promise.all(wanted.map((o) => client.get({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, namespace: backend.namespace }, { signal: ctx.signal })));
     const health = gatewayHealth(live, wanted);
     if (!health.healthy) {
       if (gi['Status'] !== 'Unhealthy') await ctx.patchSelf({ Status: 'Unhealthy' });
+      if (health.waitingFor === 'Certificate') {
+        const cert = certificateState(live[0]);
+        const challenge = issuer && issuer !== CA_ISSUER && hostname ? await challengeNote(client, backend.namespace, hostname, ctx.signal) : undefined;
+        if (cert.reason === 'Expired') {
+          await ctx.recordEvent({ reason: 'CertificateExpired', note: `Certificate ${backend.namespace}/${name}-tls for ${String(hostname)} expired at ${String(cert.notAfter)} and is not renewed yet: ${cert.message ?? ''}`, type: 'Warning' });
+        }
+        const note = `waiting for the certificate: ${health.waiting ?? ''} (host ${String(hostname)}, ClusterIssuer ${String(issuer)})${challenge ? `; ${challenge}` : ''}`;
+        return this.#wait(ctx, 'WaitingForCertificate', note, 2_000);
+      }
       return this.#wait(ctx, 'WaitingForGatewayProgrammed', `${health.waiting ?? 'not programmed yet'}`, 1_000);
     }
     if (gi['Status'] !== 'Healthy') await ctx.patchSelf({ Status: 'Healthy' });
-    return undefined;
+    if (!issuer) return undefined;
+    return this.#certificateObserved(ctx, live[0], `${backend.namespace}/${name}-tls`, String(hostname), issuer);
   }
 
-  /** Routes and Gateways of this instance that the definition no longer declares. */
+  /**
+   * A Ready certificate: its issuance (revision 1) or renewal (revision n) is an event with its
+   * validity and next renewal, recorded once per revision (events de-duplicate on their note). The
+   * instance is Reconciled and looks again at the renewal time, or after the check interval.
+   */
+  async #certificateObserved(ctx: ReconcileContext, cert: KubeObject | undefined, where: string, host: string, issuer: string): Promise<ReconcileResult> {
+    const st = certificateState(cert);
+    const revision = st.revision ?? 1;
+    const note = `Certificate ${where} for ${host} from ClusterIssuer ${issuer} is Ready (revision ${revision}): valid until ${st.notAfter ?? '?'}, renewal at ${st.renewalTime ?? '?'}`;
+    await ctx.recordEvent({ reason: revision > 1 ? 'CertificateRenewed' : 'CertificateIssued', note, type: 'Normal' });
+    await ctx.patchSelf({ Reconciled: true });
+    const untilRenewal = st.renewalTime ? Date.parse(st.renewalTime) - ctx.clock.now() + 1_000 : Number.POSITIVE_INFINITY;
+    return { requeueAfterMs: Math.max(1_000, Math.min(this.#certificates.checkIntervalMs, untilRenewal)) };
+  }
+
+  /** The DomainNameDefinition fields that choose the issuer. */
+  async #domainForIssuer(store: ObjectStore, gi: JsonObject, gd: JsonObject): Promise<DomainForIssuer> {
+    const dnd = await this.#get(store, DomainNameDefinition, gd['DomainNameDefinitionID']);
+    if (!dnd || typeof dnd['Domain'] !== 'string' || dnd['Domain'] === '') {
+      const note = `${label(gi)}: GatewayDefinition ${JSON.stringify(gd['Name'])} has TLS ports but its DomainNameDefinition ${String(gd['DomainNameDefinitionID'])} does not exist; ${TLS_NEEDS_DOMAIN}`;
+      throw new TerminalError(note, { event: { reason: 'InvalidGatewayPorts', note, type: 'Warning' } });
+    }
+    return { id: Number(dnd['ID']), domain: dnd['Domain'], zone: String(dnd['Zone'] ?? ''), adminEmail: String(dnd['AdminEmail'] ?? '') };
+  }
+
+  /** Route 53 for the ACME DNS-01 solver: the default AwsAccount's keys, region and the server's AWS endpoint. */
+  async #route53(store: ObjectStore): Promise<AwsTarget | undefined> {
+    const [account] = await store.find(AwsAccount, { DefaultAccount: true });
+    const key = account?.['AccessKeyID'];
+    const secret = account?.['SecretAccessKey'];
+    if (typeof key !== 'string' || typeof secret !== 'string' || !key || !secret) return undefined;
+    const endpoint = process.env[AWS_ENDPOINT_ENV];
+    return {
+      ...(endpoint ? { endpoint } : {}),
+      region: String(account!['DefaultRegion']),
+      accessKeyId: store.decrypt(key),
+      secretAccessKey: store.decrypt(secret),
+    };
+  }
+
+  /**
+   * cert-manager and the issuers on the runtime, for a gateway with TLS ports; returns the name
+   * of the ClusterIssuer for this gateway's certificate.
+   */
+  async #ensureCertManager(ctx: ReconcileContext, runtime: JsonObject, gi: JsonObject, gd: JsonObject): Promise<string> {
+    const store = ctx.store;
+    const runtimeId = Number(runtime['ID']);
+    const domain = await this.#domainForIssuer(store, gi, gd);
+    const acme = usesAcme(this.#certificates, domain) ? this.#certificates.acme : undefined;
+    // Whenever the server has an ACME directory, cert-manager starts with the Route 53 credentials
+    // (when there are some), so that its command line does not depend on which gateway came first.
+    const route53 = this.#certificates.acme ? await this.#route53(store) : undefined;
+    if (acme && !route53) {
+      const note = `${label(gi)}: the certificate for ${domain.domain} would come from ACME (${acme.directoryUrl}) through a Route 53 DNS-01 challenge, which needs the default AwsAccount (DefaultAccount: true) with static keys (AccessKeyID, SecretAccessKey) for Route 53`;
+      throw new TerminalError(note, { event: { reason: 'CertificateIssuerUnavailable', note, type: 'Warning' } });
+    }
+    return this.#locked(runtimeId, async () => {
+      const issuers = this.#issuers.get(runtimeId) ?? new Set<string>();
+      this.#issuers.set(runtimeId, issuers);
+      if (!issuers.has('crds')) {
+        let files: string[];
+        try {
+          files = findSupportPeer('cert-manager').crdFiles;
+        } catch (err) {
+          if (err instanceof SupportPeerMissingError) throw new TerminalError(err.message, { event: { reason: 'CertificateControllerMissing', note: err.message, type: 'Warning' } });
+          throw err;
+        }
+        await installCrds(connectionFromRuntimeInstance(runtime, (v) => store.decrypt(v)), files);
+        issuers.add('crds');
+      }
+      const state = await this.#certManagerFor(store, runtime).ensure({ ...(this.#certificates.acme ? { acme: this.#certificates.acme } : {}), ...(route53 ? { route53 } : {}) });
+      if (state !== 'running') {
+        const via = this.#certificates.acme ? `; ACME ${this.#certificates.acme.directoryUrl} for Public zones, Route 53 ${route53 ? `in ${route53.region}` : 'not configured (no default AwsAccount with keys)'}` : '';
+        await ctx.recordEvent({
+          reason: state === 'started' ? 'CertificateControllerInstalled' : 'CertificateControllerUpdated',
+          note: `cert-manager ${certManagerVersion()} ${state} for KubernetesRuntimeInstance ${JSON.stringify(runtime['Name'])}: CA issuer ${CA_ISSUER}${via}`,
+          type: 'Normal',
+        });
+      }
+      const client = this.#kubeClients(store).forRuntime(runtime);
+      const objects = [...caIssuerObjects(String(runtime['Name'])), ...(acme && route53 ? [acmeIssuerObject(acme, domain, route53.region)] : [])];
+      for (const o of objects) {
+        const key = `${o.kind}/${o.metadata.name}/${JSON.stringify(o['spec'] ?? {})}`;
+        if (issuers.has(key)) continue;
+        await client.apply(o, { signal: ctx.signal });
+        issuers.add(key);
+      }
+      return acme ? acmeIssuerName(domain) : CA_ISSUER;
+    });
+  }
+
+  #certManagerFor(store: ObjectStore, runtime: JsonObject): RuntimeCertManager {
+    const id = Number(runtime['ID']);
+    let c = this.#certManagers.get(id);
+    if (!c) {
+      const conn = connectionFromRuntimeInstance(runtime, (v) => store.decrypt(v));
+      c = new RuntimeCertManager(join(this.#options.dataDir, 'certificates', `runtime-${id}`), conn, this.#peerEvents(store, id));
+      this.#certManagers.set(id, c);
+    }
+    return c;
+  }
+
+  /** The live gateways on the runtime with TLS ports (other than `without`), and the issuers they use. */
+  async #tlsUsers(store: ObjectStore, runtimeId: number, without: number): Promise<{ count: number; acmeIssuers: Set<string> }> {
+    const acmeIssuers = new Set<string>();
+    let count = 0;
+    for (const gi of await store.find(GatewayInstance, { KubernetesRuntimeInstanceID: runtimeId })) {
+      if (Number(gi['ID']) === without || gi['DeletionScheduled']) continue;
+      const gd = await this.#get(store, GatewayDefinition, gi['GatewayDefinitionID']);
+      if (!gd || portsProblem(gd) || !portsOf(gd).http.some((p) => p.TLSEnabled)) continue;
+      count++;
+      const dnd = await this.#get(store, DomainNameDefinition, gd['DomainNameDefinitionID']);
+      if (dnd && usesAcme(this.#certificates, { id: Number(dnd['ID']), domain: String(dnd['Domain']), zone: String(dnd['Zone'] ?? ''), adminEmail: '' })) {
+        acmeIssuers.add(acmeIssuerName({ id: Number(dnd['ID']), domain: '', zone: '', adminEmail: '' }));
+      }
+    }
+    return { count, acmeIssuers };
+  }
+
+  /**
+   * After a gateway stopped using TLS (deleted, or its definition dropped its TLS ports): with no
+   * other TLS gateway on the runtime, its issuers and cert-manager go; otherwise only the ACME
+   * issuers nobody uses.
+   */
+  async #releaseCertManager(ctx: ReconcileContext, runtime: JsonObject, without: number, opts: { onlyIfRunning?: boolean } = {}): Promise<void> {
+    const store = ctx.store;
+    const runtimeId = Number(runtime['ID']);
+    if (opts.onlyIfRunning && !this.#certManagers.has(runtimeId)) return;
+    const users = await this.#tlsUsers(store, runtimeId, without);
+    const client = this.#kubeClients(store).forRuntime(runtime);
+    await this.#locked(runtimeId, async () => {
+      if (users.count > 0) {
+        if (this.#certificates.acme && (await pruneAcmeIssuers(client, users.acmeIssuers, ctx.signal)).length > 0) this.#issuers.delete(runtimeId);
+        return;
+      }
+      await removeIssuers(client, ctx.signal);
+      this.#issuers.delete(runtimeId);
+      const c = this.#certManagers.get(runtimeId);
+      this.#certManagers.delete(runtimeId);
+      if (c) {
+        await c.remove();
+        await ctx.recordEvent({ reason: 'CertificateControllerRemoved', note: `cert-manager stopped on KubernetesRuntimeInstance ${JSON.stringify(runtime['Name'])} and its issuers removed: its last TLS gateway port is gone`, type: 'Normal' });
+      }
+    });
+  }
+
+  /** Routes, Gateways, Certificates and their Secrets of this instance that the definition no longer declares. */
   async #removeStale(client: KubeClusterClient, id: number, namespace: string | undefined, wanted: readonly KubeObject[], signal: AbortSignal): Promise<number> {
     const keep = new Set(wanted.map((o) => `${o.kind}/${o.metadata.name}`));
+    // A Certificate's Secret stays with it.
+    for (const o of wanted) if (o.kind === 'Certificate') keep.add(`Secret/${String((o['spec'] as Record<string, unknown>)['secretName'])}`);
     let removed = 0;
-    // Routes before the Gateway they attach to.
-    for (const [apiVersion, kind] of [[GATEWAY_API_ALPHA, 'TCPRoute'], [GATEWAY_API, 'HTTPRoute'], [GATEWAY_API, 'Gateway']] as const) {
+    // Routes before the Gateway they attach to, the Gateway before the certificate it serves.
+    const kinds = [[GATEWAY_API_ALPHA, 'TCPRoute'], [GATEWAY_API, 'HTTPRoute'], [GATEWAY_API, 'Gateway'], [CERT_MANAGER_API, 'Certificate'], ['v1', 'Secret']] as const;
+    for (const [apiVersion, kind] of kinds) {
       let items: KubeObject[];
       try {
         items = (await client.list(apiVersion, kind, { ...(namespace ? { namespace } : {}), labelSelector: `${LABEL_GATEWAY_INSTANCE}=${id}`, signal })).items;
       } catch (err) {
-        if (/not found|no such|could not find|404/i.test(describeError(err))) continue; // CRDs gone: nothing to remove
+        // CRDs gone (or cert-manager's never installed): nothing of that kind to remove.
+        if ((err instanceof KubeError && err.failure === 'UnknownKind') || /not found|no such|could not find|404/i.test(describeError(err))) continue;
         throw err;
       }
       for (const o of items) {
@@ -403,7 +619,7 @@ export class GatewayController {
     if (runtime?.['APIEndpoint']) {
       const client = this.#kubeClients(store).forRuntime(runtime);
       try {
-        // First the routes and the Gateway; the controller that serves them goes after.
+        // First the routes, the Gateway, the Certificate and its Secret; the controllers that serve them go after.
         await this.#removeStale(client, ctx.id, undefined, [], ctx.signal);
       } catch (err) {
         throw new ReconcileError(`${label(gi)}: cannot remove its routes: ${describeError(err)}`, { cause: err });
@@ -413,6 +629,13 @@ export class GatewayController {
     if (!runtime) {
       await this.runtimeDeleted(runtimeId);
       return undefined;
+    }
+    if (runtime['APIEndpoint']) {
+      try {
+        await this.#releaseCertManager(ctx, runtime, ctx.id);
+      } catch (err) {
+        throw new ReconcileError(`${label(gi)}: cannot remove cert-manager's issuers: ${describeError(err)}`, { cause: err });
+      }
     }
     const others = (await store.find(GatewayInstance, { KubernetesRuntimeInstanceID: runtimeId })).filter(
       (o) => Number(o['ID']) !== ctx.id && !o['DeletionScheduled'],

@@ -229,7 +229,7 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
       });
       const gi2 = await must(server, 'POST', '/v0/gateway-instances', { Name: 'acme-gateway', GatewayDefinitionID: gd2['ID'], WorkloadInstanceID: wi['ID'], KubernetesRuntimeInstanceID: runtime!['ID'] });
       const waiting = await until('WaitingForCertificate event', async () => (await events(server, gi2['ID'])).find((e) => e['Reason'] === 'WaitingForCertificate'), 120_000);
-      assert.match(String(waiting['Note']), /^waiting for the certificate: Certificate shop\/gateway-acme-gateway-tls Ready is .*\(host shop\.acme\.test, ClusterIssuer threeport-acme-\d+\)/);
+      assert.match(String(waiting['Note']), /^waiting for the certificate: Certificate shop\/gateway-acme-gateway-tls .*\(host shop\.acme\.test, ClusterIssuer threeport-acme-\d+\)/);
       const t0 = Date.now();
       await healthy(gi2['ID'], 'GatewayInstance Healthy (ACME)', 400_000);
       t.diagnostic(`ACME certificate issued and served ${Date.now() - t0} ms after the first wait event`);

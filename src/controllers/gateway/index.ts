@@ -437,7 +437,7 @@ export class GatewayController {
     }
     if (gi['Status'] !== 'Healthy') await ctx.patchSelf({ Status: 'Healthy' });
     if (!issuer) return undefined;
-    return this.#certificateObserved(ctx, live[0], `${backend.namespace}/${name}-tls`, String(hostname), issuer);
+    return this.#certificateObserved(ctx, gi, live[0], `${backend.namespace}/${name}-tls`, String(hostname), issuer);
   }
 
   /**
@@ -445,12 +445,12 @@ export class GatewayController {
    * validity and next renewal, recorded once per revision (events de-duplicate on their note). The
    * instance is Reconciled and looks again at the renewal time, or after the check interval.
    */
-  async #certificateObserved(ctx: ReconcileContext, cert: KubeObject | undefined, where: string, host: string, issuer: string): Promise<ReconcileResult> {
+  async #certificateObserved(ctx: ReconcileContext, gi: JsonObject, cert: KubeObject | undefined, where: string, host: string, issuer: string): Promise<ReconcileResult> {
     const st = certificateState(cert);
     const revision = st.revision ?? 1;
     const note = `Certificate ${where} for ${host} from ClusterIssuer ${issuer} is Ready (revision ${revision}): valid until ${st.notAfter ?? '?'}, renewal at ${st.renewalTime ?? '?'}`;
     await ctx.recordEvent({ reason: revision > 1 ? 'CertificateRenewed' : 'CertificateIssued', note, type: 'Normal' });
-    await ctx.patchSelf({ Reconciled: true });
+    if (gi['Reconciled'] !== true) await ctx.patchSelf({ Reconciled: true });
     const untilRenewal = st.renewalTime ? Date.parse(st.renewalTime) - ctx.clock.now() + 1_000 : Number.POSITIVE_INFINITY;
     return { requeueAfterMs: Math.max(1_000, Math.min(this.#certificates.checkIntervalMs, untilRenewal)) };
   }

@@ -3,10 +3,11 @@
 // 127.0.0.0/8 in EndpointSlices), the workload that points a Service at it, the peers' processes,
 // and HTTPS requests through the gateway with curl.
 import { spawnSync } from 'node:child_process';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { findSupportPeer } from '../../src/providers/support-peers/index.js';
+import { until } from '../harness/until.js';
 
 /** Why the gateway peers cannot run here, or false. */
 export function gatewayPeersMissing(): string | false {
@@ -82,6 +83,16 @@ export function traefikPids(dataDir: string): number[] {
   return peerPids(dataDir, 'traefik');
 }
 
+/** The test's HTTP backend on the host's own address: it answers `backend saw <Host> <path>`. */
+export async function startBackend(): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(`backend saw ${req.headers.host ?? ''} ${req.url ?? ''}`);
+  });
+  await new Promise<void>((r) => server.listen(0, HOST_IP, r));
+  return { server, port: (server.address() as { port: number }).port, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
 export function httpGet(address: string, port: number, host: string, path = '/'): Promise<{ status: number; body: string; location?: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: address, port, path, headers: { Host: host }, timeout: 5_000 }, (res) => {
@@ -109,6 +120,15 @@ export function curlHttps(address: string, port: number, host: string, caFile: s
   const out = r.stdout ?? '';
   const cut = out.lastIndexOf('\n');
   return { status: Number(out.slice(cut + 1)) || 0, body: out.slice(0, Math.max(cut, 0)), stderr: (r.stderr ?? '').trim() };
+}
+
+/** Waits until curlHttps answers 200, and returns that answer. */
+export function untilHttps(address: string, port: number, host: string, caFile: string, path = '/'): Promise<{ status: number; body: string }> {
+  return until(`HTTPS to ${host}:${port} through the gateway`, () => {
+    const got = curlHttps(address, port, host, caFile, path);
+    if (got.status !== 200) throw new Error(`curl: HTTP ${got.status} ${got.stderr}`);
+    return got;
+  }, 60_000);
 }
 
 export function workloadYaml(ns: string, backendPort: number): string {

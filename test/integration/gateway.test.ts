@@ -9,10 +9,9 @@
 // the workload lacks → an event naming it; bad ports → 400s naming the field; deleting the
 // workload deletes its gateway, its routes, traefik and the controller WorkloadInstance.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
 import { test } from 'node:test';
 import { SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
-import { HOST_IP, gatewayPeersMissing as peersMissing, httpGet, traefikPids, workloadYaml } from './gateway-helpers.js';
+import { HOST_IP, gatewayPeersMissing as peersMissing, httpGet, startBackend, traefikPids, workloadYaml } from './gateway-helpers.js';
 import { LABEL_GATEWAY_INSTANCE } from '../../src/controllers/gateway/render.js';
 import { api, clientFor, createRuntimes, events, get, must, startControlPlane, until, type ControlPlane, type Obj } from './workload-helpers.js';
 
@@ -20,14 +19,10 @@ const skip = SKIP_KUBE ? SKIP_KUBE_REASON : HOST_IP === undefined ? 'no non-loop
 
 test('gateways: traefik on a simulated runtime routes Host-header requests to the workload, and goes with the last gateway', { skip, timeout: 600_000 }, async (t) => {
   let cp: ControlPlane | undefined;
-  let backend: Server | undefined;
+  let backend: Awaited<ReturnType<typeof startBackend>> | undefined;
   try {
-    backend = createServer((req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(`backend saw ${req.headers.host ?? ''} ${req.url ?? ''}`);
-    });
-    await new Promise<void>((r) => backend!.listen(0, HOST_IP, r));
-    const backendPort = (backend.address() as { port: number }).port;
+    backend = await startBackend();
+    const backendPort = backend.port;
 
     cp = await startControlPlane();
     const server = cp.server;
@@ -154,6 +149,6 @@ test('gateways: traefik on a simulated runtime routes Host-header requests to th
     });
   } finally {
     await cp?.close();
-    await new Promise((r) => (backend ? backend.close(r) : r(undefined)));
+    await backend?.close();
   }
 });

@@ -11,13 +11,14 @@
 //     DomainNameDefinition (its AdminEmail is the ACME account's), when the server has an ACME
 //     directory (THREEPORT_ACME_DIRECTORY_URL) and the domain's Zone is `Public`.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { KubeClusterClient, KubeObject } from '../../providers/kube/client.js';
 import { KubeError } from '../../providers/kube/errors.js';
 import type { KubeConnection } from '../../providers/kube/connection.js';
-import { certManagerLaunch, findSupportPeer, SupportPeerSet, type AwsTarget, type PeerEvent } from '../../providers/support-peers/index.js';
+import { certManagerLaunch, findSupportPeer, type AwsTarget, type PeerEvent } from '../../providers/support-peers/index.js';
 import { CERT_MANAGER_API } from './render.js';
+import { RuntimePeer } from './runtime-peer.js';
 
 export const CERT_MANAGER_PEER = 'cert-manager';
 /** Where cert-manager keeps the Secrets of ClusterIssuers (the CA key pair, ACME account keys). */
@@ -193,61 +194,24 @@ function launchKey(s: CertManagerLaunchSettings): string {
   return createHash('sha256').update(JSON.stringify([s.acme?.dns01Nameservers, s.acme?.dns01CheckRetryPeriod, s.route53])).digest('hex');
 }
 
-export class RuntimeCertManager {
-  readonly #set: SupportPeerSet;
-  #key = '';
-
-  constructor(readonly dir: string, kube: KubeConnection, onEvent: (e: PeerEvent) => void) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.#set = new SupportPeerSet({ dir, kube, onEvent });
-  }
-
-  get peer() {
-    return this.#set.get(CERT_MANAGER_PEER);
-  }
-
-  get running(): boolean {
-    return this.peer?.running === true;
-  }
-
-  rssBytes(): number | undefined {
-    return this.peer?.rssBytes();
+export class RuntimeCertManager extends RuntimePeer {
+  constructor(dir: string, kube: KubeConnection, onEvent: (e: PeerEvent) => void) {
+    super(dir, CERT_MANAGER_PEER, kube, onEvent);
   }
 
   /** Runs cert-manager with these settings; restarts it when they changed or it gave up. */
   async ensure(settings: CertManagerLaunchSettings): Promise<'started' | 'restarted' | 'running'> {
-    const key = launchKey(settings);
-    const peer = this.peer;
-    if (peer?.running && key === this.#key) return 'running';
-    const restart = peer !== undefined;
-    if (peer) await this.#set.stopPeer(CERT_MANAGER_PEER);
     const ns = settings.acme?.dns01Nameservers;
-    await this.#set.start(
-      certManagerLaunch(
-        { kubeconfigPath: this.#set.kubeconfigPath, dir: this.#set.dir },
-        {
-          clusterResourceNamespace: CLUSTER_RESOURCE_NAMESPACE,
-          ...(ns?.length ? { dns01Nameservers: ns, recursiveOnly: true } : {}),
-          ...(settings.acme?.dns01CheckRetryPeriod ? { dns01CheckRetryPeriod: settings.acme.dns01CheckRetryPeriod } : {}),
-          // A failed issuance is tried again after a minute, not upstream's hour: a gateway waits on it.
-          minimumBackoff: '1m',
-          ...(settings.route53 ? { aws: settings.route53 } : {}),
-        },
-      ),
-      { timeoutMs: 90_000 },
+    return this.ensureKey(launchKey(settings), (ctx) =>
+      certManagerLaunch(ctx, {
+        clusterResourceNamespace: CLUSTER_RESOURCE_NAMESPACE,
+        ...(ns?.length ? { dns01Nameservers: ns, recursiveOnly: true } : {}),
+        ...(settings.acme?.dns01CheckRetryPeriod ? { dns01CheckRetryPeriod: settings.acme.dns01CheckRetryPeriod } : {}),
+        // A failed issuance is tried again after a minute, not upstream's hour: a gateway waits on it.
+        minimumBackoff: '1m',
+        ...(settings.route53 ? { aws: settings.route53 } : {}),
+      }),
     );
-    this.#key = key;
-    return restart ? 'restarted' : 'started';
-  }
-
-  /** Stops cert-manager and removes its directory. */
-  async remove(): Promise<void> {
-    await this.#set.stopAll();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  async stop(): Promise<void> {
-    await this.#set.stopAll();
   }
 }
 

@@ -101,9 +101,9 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
     process.env[AWS_ENDPOINT_ENV] = moto.url;
 
     cp = await startControlPlane();
-    const server = cp.server;
+    let server = cp.server;
     const [runtime] = await createRuntimes(server, ['tls']);
-    const kube = clientFor(server, runtime!);
+    let kube = clientFor(server, runtime!);
     await must(server, 'POST', '/v0/aws-accounts', {
       Name: 'default-account',
       AccountID: MOTO_ACCOUNT_ID,
@@ -208,6 +208,21 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
       assert.match(String(renewed['Note']), /is Ready \(revision 2\): valid until/);
       const again = curlHttps(address, port + 1, 'shop.example.test', caFile);
       assert.equal(again.status, 200, again.stderr);
+    });
+
+    await t.test('a killed cert-manager is restarted with an event; after a server restart it is back and HTTPS is served', async () => {
+      const [pid] = certManagerPids(cp!.dataDir);
+      process.kill(pid!, 'SIGKILL');
+      const restarted = await until('SupportPeerRestarted for cert-manager', async () =>
+        (await events(server, runtime!['ID'])).find((e) => e['Reason'] === 'SupportPeerRestarted' && String(e['Note']).startsWith('cert-manager restarted')), 60_000);
+      assert.ok(restarted);
+      server = await cp!.restart();
+      kube.close();
+      kube = clientFor(server, (await get(server, 'kubernetes-runtime-instances', runtime!['ID']))!);
+      await until('cert-manager back after the server restart', async () => (certManagerPids(cp!.dataDir).length === 1 ? true : undefined), 180_000);
+      await healthy(gi['ID'], 'GatewayInstance Healthy after the restart', 180_000);
+      const r = await untilHttps(address, port + 1, 'shop.example.test', caFile, '/again');
+      assert.equal(r.body, 'backend saw shop.example.test /again');
     });
 
     await t.test('ACME DNS-01 through Route 53 (pebble, moto, CoreDNS): a Public zone gets an ACME certificate', async () => {

@@ -9,7 +9,7 @@
 //     a missing AwsEksKubernetesRuntimeDefinition is named as such;
 //   - upstream's tptctl: get control-planes, get aws-eks-kubernetes-runtime-instances,
 //     create / describe / delete workload;
-//   - upstream's integration test TestWorkloadE2E, every assertion accounted for.
+//   - upstream's integration test TestWorkloadE2E passes, unchanged.
 //
 // The upstream binaries come from scripts/upstream/build-threeport.sh (Go module proxy, cached).
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { aws, controlPlane, kubernetesRuntime, workload } from '../../src/kinds/index.js';
+import { aws, controlPlane, gateway, kubernetesRuntime, workload } from '../../src/kinds/index.js';
 import type { ThreeportClient } from '../../src/client/api-client.js';
 import { findKubeBinaries, SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { SKIP_AWS, startMoto, type MotoServer } from '../harness/moto.js';
@@ -28,30 +28,6 @@ import { errorLine, eventually, parseTable, runProgram, TptctlHome } from './tpt
 
 const skip = SKIP_KUBE ? SKIP_KUBE_REASON : SKIP_AWS;
 const CP = 'upstream';
-
-/**
- * The assertions of upstream's TestWorkloadE2E that still fail against us, each with why. The
- * test below fails when another one fails, and when one of these passes (then remove it here).
- */
-export const KNOWN_E2E_FAILURES: Readonly<Record<string, string>> = {
-  // Upstream's test starts each workload by creating a GatewayDefinition whose second HTTP port
-  // (443) has TLSEnabled. Gateways reconcile now (traefik on the simulated runtime), but no
-  // controller issues certificates yet, so a TLS port is refused with a 400 that says so (no
-  // hollow kinds). After it, upstream's test creates a DomainNameInstance, which is still
-  // unavailable (no DNS controller): TLS and DNS are what stand between us and a passing TestWorkloadE2E.
-  'should have no error creating gateway definition':
-    'a GatewayDefinition with a TLSEnabled port is refused until cert-manager issues certificates for gateways (support services, TLS)',
-};
-
-/** The 400 upstream's client gets for the GatewayDefinition it creates first (its port 443 has TLS). */
-export const KNOWN_E2E_REFUSAL = 'field GatewayDefinition.HttpPorts[1].TLSEnabled: TLS on gateway ports is not available yet';
-
-/**
- * After that refusal, upstream's test updates the gateway definition it failed to create, and its
- * client dereferences the missing ID: the run ends in this panic, so the rest of the test
- * assertions do not run. Only this panic, after that known failure, is accepted.
- */
-export const KNOWN_E2E_PANIC = 'github.com/threeport/threeport/pkg/client/v0.UpdateGatewayDefinition(';
 
 /** testify's failure blocks: the distinct `Messages:` of the failed assertions, or `Error:` lines without one. */
 export function failedAssertions(output: string): string[] {
@@ -272,27 +248,18 @@ describe('upstream Threeport v0.6.1 and its samples against our control plane (r
     await eventually('the workload gone', async () => ((await api.findByName(workload.WorkloadInstance, 'wordpress')) ? undefined : true), 120_000);
   });
 
-  test("upstream's integration test TestWorkloadE2E: every assertion passes but the known ones", { timeout: 1_200_000 }, async () => {
+  test("upstream's integration test TestWorkloadE2E passes: both workloads, with their gateway (TLS port), domain name and secret definition, created and deleted", { timeout: 1_200_000 }, async () => {
     const r = await runProgram(up.workloadE2E, ['-test.run', '^TestWorkloadE2E$', '-test.v', '-test.timeout', '18m'], { env: upstreamEnv(), timeoutMs: 1_150_000, cwd: t.home });
     const output = r.stdout + r.stderr;
-    const failed = failedAssertions(output);
-    const unexpected = failed.filter((m) => !(m in KNOWN_E2E_FAILURES));
-    const fixed = Object.keys(KNOWN_E2E_FAILURES).filter((m) => !failed.includes(m));
     assert.match(output, /=== RUN {3}TestWorkloadE2E/);
-    assert.deepEqual(unexpected, [], `assertions of TestWorkloadE2E that fail:\n${output.slice(-8000)}`);
-    assert.deepEqual(fixed, [], `these now pass: remove them from KNOWN_E2E_FAILURES\n${output.slice(-8000)}`);
-    const panic = /\npanic: (.*)\n[\s\S]*/.exec(output);
-    if (panic) {
-      // The first frame below the runtime's own is the one that panicked.
-      const frame = panic[0].split('\n').find((l) => l.startsWith('github.com/threeport/'));
-      assert.ok(frame?.startsWith(KNOWN_E2E_PANIC) && failed.includes('should have no error creating gateway definition'), `unexpected panic:\n${panic[0].slice(0, 4000)}`);
-    } else {
-      assert.equal(r.code, failed.length === 0 ? 0 : 1, output.slice(-4000));
-    }
-    // The one failure is our declared refusal (TLS on a gateway port), not a server error. When TLS
-    // and DNS land, the first workload's lifecycle runs to its end: reconciled definition, resources
-    // on the simulated cluster, a Started WorkloadEvent, deletion, resources gone; our own workload
-    // and gateway suites cover that meanwhile.
-    assert.ok(output.includes(KNOWN_E2E_REFUSAL), `the gateway create was refused for its declared reason:\n${output.slice(-4000)}`);
+    assert.deepEqual(failedAssertions(output), [], `assertions of TestWorkloadE2E that fail:\n${output.slice(-8000)}`);
+    assert.doesNotMatch(output, /\npanic: /, output.slice(-4000));
+    assert.match(output, /--- PASS: TestWorkloadE2E/, output.slice(-4000));
+    assert.equal(r.code, 0, output.slice(-4000));
+    // Both of its workloads went through the whole lifecycle, and it left nothing behind.
+    for (const name of ['unmanaged-namespace-workload', 'managed-namespace-workload']) assert.match(output, new RegExp(`testing workload: ${name}`));
+    assert.deepEqual(await api.listAll(gateway.GatewayDefinition, {}), []);
+    assert.deepEqual(await api.listAll(gateway.DomainNameDefinition, {}), []);
+    assert.deepEqual(await api.listAll(workload.WorkloadInstance, { Name: 'managed-namespace-workload-0' }), []);
   });
 });

@@ -102,7 +102,7 @@ async function tlsApp(server: RunningServer, runtime: Obj, name: string, backend
       caFile = join(WORK, `${name}-${String(runtime['ID'])}-ca.pem`);
       writeFileSync(caFile, Buffer.from(ca, 'base64'));
     }
-    const r = curlHttps(address, gwPort + 1, `${name}.private.test`, caFile);
+    const r = await curlHttps(address, gwPort + 1, `${name}.private.test`, caFile);
     return r.status === 200 && r.body.includes(`${name}.private.test`) ? true : undefined;
   }, 300_000, 25);
   return performance.now() - t0;

@@ -2,7 +2,7 @@
 // runtime's gateway can reach (the host's own non-loopback address, since the API server refuses
 // 127.0.0.0/8 in EndpointSlices), the workload that points a Service at it, the peers' processes,
 // and HTTPS requests through the gateway with curl.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
@@ -111,21 +111,27 @@ export function httpGet(address: string, port: number, host: string, path = '/')
  * `curl` over HTTPS to `https://<host>:<port><path>`, with the host resolved to the gateway's
  * address (so SNI and the Host header are the host) and the certificate checked against `caFile`.
  */
-export function curlHttps(address: string, port: number, host: string, caFile: string, path = '/'): { status: number; body: string; stderr: string } {
-  const r = spawnSync(
-    'curl',
-    ['--silent', '--show-error', '--max-time', '10', '--cacert', caFile, '--resolve', `${host}:${port}:${address}`, '--write-out', '\n%{http_code}', `https://${host}:${port}${path}`],
-    { encoding: 'utf8' },
-  );
-  const out = r.stdout ?? '';
-  const cut = out.lastIndexOf('\n');
-  return { status: Number(out.slice(cut + 1)) || 0, body: out.slice(0, Math.max(cut, 0)), stderr: (r.stderr ?? '').trim() };
+export function curlHttps(address: string, port: number, host: string, caFile: string, path = '/'): Promise<{ status: number; body: string; stderr: string }> {
+  // Asynchronous on purpose: the backend answering through the gateway runs in this process, and
+  // a synchronous spawn would block its event loop until curl gives up.
+  return new Promise((resolve) => {
+    execFile(
+      'curl',
+      ['--silent', '--show-error', '--max-time', '10', '--cacert', caFile, '--resolve', `${host}:${port}:${address}`, '--write-out', '\n%{http_code}', `https://${host}:${port}${path}`],
+      { encoding: 'utf8' },
+      (_err, stdout, stderr) => {
+        const out = stdout ?? '';
+        const cut = out.lastIndexOf('\n');
+        resolve({ status: Number(out.slice(cut + 1)) || 0, body: out.slice(0, Math.max(cut, 0)), stderr: (stderr ?? '').trim() });
+      },
+    );
+  });
 }
 
 /** Waits until curlHttps answers 200, and returns that answer. */
 export function untilHttps(address: string, port: number, host: string, caFile: string, path = '/'): Promise<{ status: number; body: string }> {
-  return until(`HTTPS to ${host}:${port} through the gateway`, () => {
-    const got = curlHttps(address, port, host, caFile, path);
+  return until(`HTTPS to ${host}:${port} through the gateway`, async () => {
+    const got = await curlHttps(address, port, host, caFile, path);
     if (got.status !== 200) throw new Error(`curl: HTTP ${got.status} ${got.stderr}`);
     return got;
   }, 60_000);

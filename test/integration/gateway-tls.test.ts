@@ -182,7 +182,7 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
       assert.match(leaf.issuer, /Threeport CA for runtime tls/);
 
       const r = await untilHttps(address, port + 1, 'shop.example.test', caFile, '/cart');
-      assert.equal(r.body, 'backend saw shop.example.test /cart');
+      assert.equal(r.body, `backend saw shop.example.test:${port + 1} /cart`, 'curl sends the port in Host on a non-default port');
       const plain = await httpGet(address, port, 'shop.example.test', '/cart');
       assert.equal(plain.status, 301);
       assert.equal(plain.location, `https://shop.example.test:${port + 1}/cart`);
@@ -206,7 +206,7 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
       assert.equal(r.status, 200, r.body);
       const renewed = await until('CertificateRenewed event', async () => (await events(server, gi['ID'])).find((e) => e['Reason'] === 'CertificateRenewed'), 60_000);
       assert.match(String(renewed['Note']), /is Ready \(revision 2\): valid until/);
-      const again = curlHttps(address, port + 1, 'shop.example.test', caFile);
+      const again = await curlHttps(address, port + 1, 'shop.example.test', caFile);
       assert.equal(again.status, 200, again.stderr);
     });
 
@@ -214,7 +214,10 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
       const [pid] = certManagerPids(cp!.dataDir);
       process.kill(pid!, 'SIGKILL');
       const restarted = await until('SupportPeerRestarted for cert-manager', async () =>
-        (await events(server, runtime!['ID'])).find((e) => e['Reason'] === 'SupportPeerRestarted' && String(e['Note']).startsWith('cert-manager restarted')), 60_000);
+        (await events(server, runtime!['ID'])).find((e) => e['Reason'] === 'SupportPeerRestarted' && String(e['Note']).startsWith('cert-manager restarted')), 60_000).catch(async (err: unknown) => {
+        const seen = (await events(server, runtime!['ID'])).map((e) => `${String(e['Reason'])}: ${String(e['Note'])}`);
+        throw new Error(`${(err as Error).message}; killed pid ${String(pid)}; runtime events:\n  ${seen.join('\n  ')}`);
+      });
       assert.ok(restarted);
       server = await cp!.restart();
       kube.close();
@@ -222,7 +225,7 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
       await until('cert-manager back after the server restart', async () => (certManagerPids(cp!.dataDir).length === 1 ? true : undefined), 180_000);
       await healthy(gi['ID'], 'GatewayInstance Healthy after the restart', 180_000);
       const r = await untilHttps(address, port + 1, 'shop.example.test', caFile, '/again');
-      assert.equal(r.body, 'backend saw shop.example.test /again');
+      assert.equal(r.body, `backend saw shop.example.test:${port + 1} /again`);
     });
 
     await t.test('ACME DNS-01 through Route 53 (pebble, moto, CoreDNS): a Public zone gets an ACME certificate', async () => {
@@ -248,7 +251,7 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
       const rootFile = join(work, 'pebble-root.pem');
       writeFileSync(rootFile, root);
       const r = await untilHttps(address, port + 2, 'shop.acme.test', rootFile, '/acme');
-      assert.equal(r.body, 'backend saw shop.acme.test /acme');
+      assert.equal(r.body, `backend saw shop.acme.test:${port + 2} /acme`);
       const issued = (await events(server, gi2['ID'])).find((e) => e['Reason'] === 'CertificateIssued');
       assert.match(String(issued?.['Note']), /for shop\.acme\.test from ClusterIssuer threeport-acme-\d+ is Ready \(revision 1\)/);
     });

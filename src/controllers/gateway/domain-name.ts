@@ -43,7 +43,7 @@ import { ensureAttached, removeAttached } from '../aws/common.js';
 import { edgesOf } from '../graph.js';
 import { GATEWAY_API, LABEL_GATEWAY_INSTANCE } from './render.js';
 import { EXTERNAL_DNS_VERSION, RuntimeExternalDns, type ExternalDnsConfig } from './external-dns.js';
-import { dnsLabel, ensureSupportWorkload, peerEventsOnRuntime, removeSupportWorkload, type SupportWorkload } from './support-workload.js';
+import { PerRuntimeLock, dnsLabel, ensureSupportWorkload, peerEventsOnRuntime, removeSupportWorkload, type SupportWorkload } from './support-workload.js';
 
 export const DNS_CONTROLLER_NAME = 'DnsController';
 
@@ -121,7 +121,7 @@ export class DomainNameController {
   /** external-dns per simulated runtime (by runtime ID). */
   readonly #dns = new Map<number, RuntimeExternalDns>();
   /** Per-runtime serialisation of configuration changes. */
-  readonly #locks = new Map<number, Promise<unknown>>();
+  readonly #locks = new PerRuntimeLock();
   /** Runtimes whose Gateway API CRDs this process made sure of (external-dns watches those kinds). */
   readonly #crdsInstalled = new Set<number>();
 
@@ -173,16 +173,6 @@ export class DomainNameController {
     return this.#kube;
   }
 
-  async #locked<T>(runtimeId: number, work: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(runtimeId) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(work);
-    this.#locks.set(runtimeId, next);
-    try {
-      return await next;
-    } finally {
-      if (this.#locks.get(runtimeId) === next) this.#locks.delete(runtimeId);
-    }
-  }
 
   async #get(store: ObjectStore, kind: Kind, id: unknown): Promise<JsonObject | undefined> {
     if (typeof id !== 'number') return undefined;
@@ -307,7 +297,7 @@ export class DomainNameController {
   /** Runs (or reconfigures, or with no domain left pauses) the runtime's external-dns. */
   async #apply(ctx: ReconcileContext, runtime: JsonObject, config: ExternalDnsConfig): Promise<void> {
     const runtimeId = Number(runtime['ID']);
-    await this.#locked(runtimeId, async () => {
+    await this.#locks.run(runtimeId, async () => {
       const d = this.#externalDnsFor(ctx.store, runtime);
       if (config.domains.length === 0) {
         await d.pause();
@@ -389,7 +379,7 @@ export class DomainNameController {
 
     const { config, expiresAt } = await this.#runtimeConfig(store, runtime, session);
     // Under the runtime's lock: two instances arriving together create one controller workload.
-    const controller = await this.#locked(Number(runtime['ID']), () => ensureSupportWorkload(store, runtime, dnsControllerWorkload(runtime)));
+    const controller = await this.#locks.run(Number(runtime['ID']), () => ensureSupportWorkload(store, runtime, dnsControllerWorkload(runtime)));
     await this.#apply(ctx, runtime, config);
     if (controller['Reconciled'] !== true) {
       return this.#wait(ctx, 'WaitingForDnsController', `waiting for the DNS controller WorkloadInstance ${JSON.stringify(controller['Name'])} (ID ${String(controller['ID'])}) to be reconciled`);
@@ -462,7 +452,7 @@ export class DomainNameController {
     // The runtime's last DomainNameInstance: external-dns, then the controller WorkloadInstance.
     const d = this.#dns.get(runtimeId);
     if (d) {
-      await this.#locked(runtimeId, async () => {
+      await this.#locks.run(runtimeId, async () => {
         this.#dns.delete(runtimeId);
         await d.remove();
       });

@@ -53,6 +53,7 @@ import {
   renderGateway,
 } from './render.js';
 import { RuntimeTraefik } from './traefik.js';
+import { PerRuntimeLock } from './support-workload.js';
 import {
   CA_ISSUER,
   RuntimeCertManager,
@@ -123,7 +124,7 @@ export class GatewayController {
   /** Runtimes whose Gateway API CRDs this process installed. */
   readonly #crdsInstalled = new Set<number>();
   /** Per-runtime serialisation of installs and removals. */
-  readonly #locks = new Map<number, Promise<unknown>>();
+  readonly #locks = new PerRuntimeLock();
   /** cert-manager per simulated runtime with TLS ports (by runtime ID). */
   readonly #certManagers = new Map<number, RuntimeCertManager>();
   /** Issuer objects applied per runtime by this process (name and content), so each is applied once. */
@@ -181,16 +182,6 @@ export class GatewayController {
     return this.#kube;
   }
 
-  async #locked<T>(runtimeId: number, work: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(runtimeId) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(work);
-    this.#locks.set(runtimeId, next);
-    try {
-      return await next;
-    } finally {
-      if (this.#locks.get(runtimeId) === next) this.#locks.delete(runtimeId);
-    }
-  }
 
   // ---- GatewayDefinition ----------------------------------------------------------------------
 
@@ -295,7 +286,7 @@ export class GatewayController {
   async #ensureController(ctx: ReconcileContext, runtime: JsonObject, ports: number[]): Promise<string | undefined> {
     const store = ctx.store;
     const runtimeId = Number(runtime['ID']);
-    return this.#locked(runtimeId, async () => {
+    return this.#locks.run(runtimeId, async () => {
       if (!this.#crdsInstalled.has(runtimeId)) {
         let files: string[];
         try {
@@ -496,7 +487,7 @@ export class GatewayController {
       const note = `${label(gi)}: the certificate for ${domain.domain} would come from ACME (${acme.directoryUrl}) through a Route 53 DNS-01 challenge, which needs the default AwsAccount (DefaultAccount: true) with static keys (AccessKeyID, SecretAccessKey) for Route 53`;
       throw new TerminalError(note, { event: { reason: 'CertificateIssuerUnavailable', note, type: 'Warning' } });
     }
-    return this.#locked(runtimeId, async () => {
+    return this.#locks.run(runtimeId, async () => {
       const issuers = this.#issuers.get(runtimeId) ?? new Set<string>();
       this.#issuers.set(runtimeId, issuers);
       if (!issuers.has('crds')) {
@@ -570,7 +561,7 @@ export class GatewayController {
     if (opts.onlyIfRunning && !this.#certManagers.has(runtimeId)) return;
     const users = await this.#tlsUsers(store, runtimeId, without);
     const client = this.#kubeClients(store).forRuntime(runtime);
-    await this.#locked(runtimeId, async () => {
+    await this.#locks.run(runtimeId, async () => {
       if (users.count > 0) {
         if (this.#certificates.acme && (await pruneAcmeIssuers(client, users.acmeIssuers, ctx.signal)).length > 0) this.#issuers.delete(runtimeId);
         return;
@@ -643,11 +634,11 @@ export class GatewayController {
     if (others.length > 0) {
       // The remaining gateways' ports only.
       const t = this.#traefik.get(runtimeId);
-      if (t?.running) await this.#locked(runtimeId, async () => t.ensure(await this.#runtimePorts(store, runtimeId, ctx.id)));
+      if (t?.running) await this.#locks.run(runtimeId, async () => t.ensure(await this.#runtimePorts(store, runtimeId, ctx.id)));
       return undefined;
     }
     // The runtime's last gateway: traefik, then the controller WorkloadInstance and its definition.
-    return this.#locked(runtimeId, async () => {
+    return this.#locks.run(runtimeId, async () => {
       const t = this.#traefik.get(runtimeId);
       this.#traefik.delete(runtimeId);
       if (t) {

@@ -12,6 +12,25 @@ import type { ObjectStore } from '../../store/object-store.js';
 import { recordEvent } from '../../reconcile/events.js';
 import type { PeerEvent } from '../../providers/support-peers/index.js';
 
+/**
+ * Installs and removals on one runtime, one at a time (per runtime ID): two gateways or domain
+ * names arriving together must not both start the runtime's peer or create its controller workload.
+ */
+export class PerRuntimeLock {
+  readonly #tails = new Map<number, Promise<unknown>>();
+
+  async run<T>(runtimeId: number, work: () => Promise<T>): Promise<T> {
+    const prev = this.#tails.get(runtimeId) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(work);
+    this.#tails.set(runtimeId, next);
+    try {
+      return await next;
+    } finally {
+      if (this.#tails.get(runtimeId) === next) this.#tails.delete(runtimeId);
+    }
+  }
+}
+
 /** A support controller's WorkloadInstance on one runtime, and the runtime field that records it. */
 export interface SupportWorkload {
   /** WorkloadDefinition and WorkloadInstance name, e.g. `external-dns-<runtime>`. */

@@ -27,6 +27,11 @@ export const TEST_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'
 /** moto's account. */
 export const MOTO_ACCOUNT_ID = '123456789012';
 
+/** The fields of the default AwsAccount that every moto-backed test registers (API body or store create). */
+export function motoDefaultAccount(region = 'us-east-1', name = 'default-account'): Record<string, string | boolean> {
+  return { Name: name, AccountID: MOTO_ACCOUNT_ID, DefaultAccount: true, DefaultRegion: region, AccessKeyID: TEST_ACCESS_KEY_ID, SecretAccessKey: TEST_SECRET_ACCESS_KEY };
+}
+
 export function testCipher(): FieldCipher {
   return new FieldCipher(FieldCipher.generateKey());
 }

@@ -26,7 +26,7 @@ import { provisionEks, runtimeNetwork } from '../../src/providers/aws/eks.js';
 import { provisionDatabase } from '../../src/providers/aws/rds.js';
 import { parseInventory } from '../../src/providers/aws/inventory.js';
 import { stackName } from '../../src/providers/aws/tags.js';
-import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from './helpers.js';
+import { motoDefaultAccount } from './helpers.js';
 import { LocalPostgresResolver } from './seams.js';
 
 const skip = SKIP_AWS;
@@ -74,14 +74,7 @@ describe('RDS and Secrets Manager reconcilers', { skip }, () => {
   beforeEach(async () => {
     await moto.reset();
     await resetData(env.db);
-    const account = await create(env.store, AwsAccount, {
-      Name: 'acct',
-      AccountID: MOTO_ACCOUNT_ID,
-      DefaultAccount: true,
-      DefaultRegion: 'us-east-1',
-      AccessKeyID: TEST_ACCESS_KEY_ID,
-      SecretAccessKey: TEST_SECRET_ACCESS_KEY,
-    });
+    const account = await create(env.store, AwsAccount, motoDefaultAccount('us-east-1', 'acct'));
     accountId = account['ID'] as number;
   });
 

@@ -41,7 +41,7 @@ import { SecretController } from '../../src/controllers/secret/index.js';
 import { KubernetesRuntimeController } from '../../src/controllers/kubernetes-runtime/index.js';
 import { kubeClusterClient } from '../../src/providers/kube/client.js';
 import { parseInventory } from '../../src/providers/aws/inventory.js';
-import { added, capturingLogger, census, MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, type Census } from '../aws/helpers.js';
+import { added, capturingLogger, census, motoDefaultAccount, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, type Census } from '../aws/helpers.js';
 import { LocalClusterResolver, LocalPostgresResolver, standInWorkloadReconciler } from '../aws/seams.js';
 import { AwsProvider } from '../../src/providers/aws/provider.js';
 
@@ -123,14 +123,7 @@ describe('AWS controllers: a workload with RDS, S3 and a secret on a lazily prov
     const observe = observer.session({ ID: 0, Name: 'observer', AccessKeyID: 'observer-key', SecretAccessKey: 'observer-secret', DefaultRegion: 'us-east-1' });
 
     // A fresh account (static keys, encrypted by the store), and an EKS runtime.
-    await create(store, AwsAccount, {
-      Name: 'default-account',
-      AccountID: MOTO_ACCOUNT_ID,
-      DefaultAccount: true,
-      DefaultRegion: 'us-east-1',
-      AccessKeyID: TEST_ACCESS_KEY_ID,
-      SecretAccessKey: TEST_SECRET_ACCESS_KEY,
-    });
+    await create(store, AwsAccount, motoDefaultAccount());
     const krd = await create(store, KubernetesRuntimeDefinition, { Name: 'eks-runtime', InfraProvider: 'eks', NodeSize: 'Small' });
     const kri = await create(store, KubernetesRuntimeInstance, {
       Name: 'eks-runtime',

@@ -20,7 +20,7 @@ import { SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { SKIP_AWS, startMoto, type MotoServer } from '../harness/moto.js';
 import { AWS_ENDPOINT_ENV } from '../../src/providers/aws/provider.js';
 import { main as tptctlMain } from '../../src/cli/main.js';
-import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
+import { motoDefaultAccount } from '../aws/helpers.js';
 import { HOST_IP, dnsPeersMissing, peerPids, workloadYaml } from './gateway-helpers.js';
 import { api, createRuntimes, events, get, list, must, startControlPlane, status, until, type ControlPlane } from './workload-helpers.js';
 
@@ -76,14 +76,7 @@ test('DNS records: external-dns publishes a workload gateway host in Route 53 (m
       assert.match(String(e['Note']), /no AwsAccount is the default \(DefaultAccount: true\) to publish DNS records with/);
       assert.equal((await get(server, 'domain-name-instances', lonely['ID']))?.['Status'], 'Error');
     });
-    await must(server, 'POST', '/v0/aws-accounts', {
-      Name: 'default-account',
-      AccountID: MOTO_ACCOUNT_ID,
-      DefaultAccount: true,
-      DefaultRegion: 'us-east-1',
-      AccessKeyID: TEST_ACCESS_KEY_ID,
-      SecretAccessKey: TEST_SECRET_ACCESS_KEY,
-    });
+    await must(server, 'POST', '/v0/aws-accounts', motoDefaultAccount());
 
     let dni = await must(server, 'POST', '/v0/domain-name-instances', dniBody);
     const gd = await must(server, 'POST', '/v0/gateway-definitions', {

@@ -22,7 +22,7 @@ import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, Route53Client
 import { SKIP_KUBE, SKIP_KUBE_REASON } from '../harness/kube-cluster.js';
 import { SKIP_AWS, startMoto, type MotoServer } from '../harness/moto.js';
 import { freePort } from '../../src/system.js';
-import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
+import { motoDefaultAccount, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
 import { AWS_ENDPOINT_ENV } from '../../src/providers/aws/provider.js';
 import { coreDnsLaunch, pebbleEndpoints, pebbleLaunch, pebbleServingCaPath, SupportPeerSet } from '../../src/providers/support-peers/index.js';
 import { LABEL_GATEWAY_INSTANCE } from '../../src/controllers/gateway/render.js';
@@ -104,14 +104,7 @@ test('TLS on gateway ports: cert-manager issues from a CA and through ACME DNS-0
     let server = cp.server;
     const [runtime] = await createRuntimes(server, ['tls']);
     let kube = clientFor(server, runtime!);
-    await must(server, 'POST', '/v0/aws-accounts', {
-      Name: 'default-account',
-      AccountID: MOTO_ACCOUNT_ID,
-      DefaultAccount: true,
-      DefaultRegion: REGION,
-      AccessKeyID: TEST_ACCESS_KEY_ID,
-      SecretAccessKey: TEST_SECRET_ACCESS_KEY,
-    });
+    await must(server, 'POST', '/v0/aws-accounts', motoDefaultAccount(REGION));
     const privateDomain = await must(server, 'POST', '/v0/domain-name-definitions', { Name: 'example', Domain: 'example.test', Zone: 'Private', AdminEmail: 'admin@example.test' });
     const publicDomain = await must(server, 'POST', '/v0/domain-name-definitions', { Name: 'acme', Domain: ACME_ZONE, Zone: 'Public', AdminEmail: 'admin@acme.test' });
 

@@ -17,7 +17,7 @@ import { AwsProvider, AWS_ENDPOINT_ENV } from '../../src/providers/aws/provider.
 import { SECRET_REFRESH_ENV } from '../../src/controllers/secret/index.js';
 import type { KubeClusterClient, KubeObject } from '../../src/providers/kube/client.js';
 import { packageRoot } from '../../src/providers/runtimes/kwok/binaries.js';
-import { MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
+import { motoDefaultAccount } from '../aws/helpers.js';
 import { api, clientFor, createRuntimes, events, get, list, must, startControlPlane, status, until, type ControlPlane, type Obj } from './workload-helpers.js';
 
 const skip = SKIP_AWS ?? (SKIP_KUBE ? SKIP_KUBE_REASON : undefined);
@@ -80,14 +80,7 @@ describe('SecretInstance: direct delivery from Secrets Manager to the workload n
 
   test('deliver, rotate, survive an outage, refuse bad input, delete to nothing', { timeout: 300_000 }, async (t) => {
     const server = cp.server;
-    await must(server, 'POST', '/v0/aws-accounts', {
-      Name: 'default-account',
-      AccountID: MOTO_ACCOUNT_ID,
-      DefaultAccount: true,
-      DefaultRegion: 'us-east-1',
-      AccessKeyID: TEST_ACCESS_KEY_ID,
-      SecretAccessKey: TEST_SECRET_ACCESS_KEY,
-    });
+    await must(server, 'POST', '/v0/aws-accounts', motoDefaultAccount());
     const wd = await must(server, 'POST', '/v0/workload-definitions', { Name: 'web', YAMLDocument: APP });
     await until('the definition reconciled', async () => ((await get(server, 'workload-definitions', wd['ID']))?.['Reconciled'] === true ? true : undefined));
     const wi = await must(server, 'POST', '/v0/workload-instances', { Name: 'web', WorkloadDefinitionID: wd['ID'], KubernetesRuntimeInstanceID: runtime['ID'] });

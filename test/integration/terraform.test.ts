@@ -24,7 +24,7 @@ import { TerraformController } from '../../src/controllers/terraform/index.js';
 import { AwsProvider } from '../../src/providers/aws/provider.js';
 import { TofuLocator, findTofu } from '../../src/providers/terraform/binary.js';
 import { TofuNotFoundError } from '../../src/providers/terraform/errors.js';
-import { capturingLogger, MOTO_ACCOUNT_ID, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
+import { capturingLogger, MOTO_ACCOUNT_ID, motoDefaultAccount, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY } from '../aws/helpers.js';
 import { DB_PASSWORD, RESOURCE_NAMES, configDir, readLedger, sampleFiles, sampleVars, stateResources } from '../terraform/sample.js';
 import { SKIP_TOFU, tofuPath } from '../terraform/tofu.js';
 
@@ -84,14 +84,7 @@ describe('Terraform controller: OpenTofu with its state in moto S3', { skip }, (
       DefaultRegion: 'us-east-1',
     });
     await observer.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    const account = await create(env, AwsAccount, {
-      Name: 'default-account',
-      AccountID: MOTO_ACCOUNT_ID,
-      DefaultAccount: true,
-      DefaultRegion: 'us-east-1',
-      AccessKeyID: TEST_ACCESS_KEY_ID,
-      SecretAccessKey: TEST_SECRET_ACCESS_KEY,
-    });
+    const account = await create(env, AwsAccount, motoDefaultAccount());
     accountId = Number(account['ID']);
   });
 

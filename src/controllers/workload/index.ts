@@ -1,7 +1,12 @@
 // workload controller (spec §3.1, §4, §5.2; docs/workloads.md): reconcilers for
 // WorkloadDefinition and WorkloadInstance, plus what the in-cluster agent did upstream, done from
-// the control plane: watches per runtime that record live state, Kubernetes events and the
-// instance's Status, and repair resources changed or deleted out of band.
+// the control plane. Its parts:
+// - this file: the WorkloadInstance reconciler (plan, record WRIs, apply, delete);
+// - definition.ts: the WorkloadDefinition reconciler;
+// - runtime-watches.ts: one watcher per runtime (runtime-watch.ts) recording live state and
+//   Kubernetes events, and which replica owns each runtime;
+// - status-writer.ts: the instance's Status, derived from its phase and what the watches see;
+// - drift-repair.ts: resources changed or deleted out of band are reconciled back.
 //
 // Differences from upstream, on purpose:
 // - server-side apply (field manager `threeport`, forced) instead of create-or-update;
@@ -29,11 +34,9 @@ import type { JsonObject } from '../../kinds/validate.js';
 import { ConflictError, NotFoundError, describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import type { Leases } from '../../store/leases.js';
-import type { Queryable } from '../../store/database.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
-import { requestReconcile } from '../../reconcile/choreography.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
-import { KubeClients } from '../../providers/kube/clients.js';
+import type { KubeClients } from '../../providers/kube/clients.js';
 import { KubeError } from '../../providers/kube/errors.js';
 import type { KubeClusterClient, KubeObject, ObjectRef } from '../../providers/kube/client.js';
 import { requestRuntimeProvisioning } from '../aws/common.js';
@@ -53,10 +56,15 @@ import {
   managedNamespaceObject,
   resourceKey,
 } from './resources.js';
-import { RuntimeWatcher, runtimeDefinitionOf, type TrackedResource } from './runtime-watch.js';
-import { deriveStatus, statusFields, statusKey, type Phase, type StatusResult } from './status.js';
+import { runtimeDefinitionOf, type RuntimeWatcher } from './runtime-watch.js';
+import { RuntimeWatches, trackedResource } from './runtime-watches.js';
+import { InstanceStatusWriter, type InstanceState } from './status-writer.js';
+import { DriftRepair } from './drift-repair.js';
+import { statusFields, statusKey } from './status.js';
 import { reportWorkloadEvent } from './workload-events.js';
 import { backoffDelay } from '../../system.js';
+
+export { runtimeLease } from './runtime-watches.js';
 
 export const CONTROLLER_NAME = 'WorkloadController';
 
@@ -78,18 +86,6 @@ export interface WorkloadControllerOptions {
    * as child processes of one server), undefined for one any replica can watch.
    */
   pinning?: (store: ObjectStore, runtime: JsonObject) => Promise<'here' | 'elsewhere' | undefined>;
-}
-
-/** The lease that makes one replica the owner of a runtime's watches and status writes. */
-export function runtimeLease(runtimeId: number): string {
-  return `runtime:${runtimeId}`;
-}
-
-interface InstanceState {
-  runtimeId: number | undefined;
-  phase: Phase;
-  /** The Status and StatusReason last written (or read), as statusKey. */
-  written: string | undefined;
 }
 
 /** One resource the instance should have on its cluster, and the WRI that records it. */
@@ -147,28 +143,37 @@ export function containsDeclared(live: unknown, desired: unknown): boolean {
 export class WorkloadController {
   readonly reconcilers: Reconciler[];
   readonly #log: Logger;
-  readonly #options: WorkloadControllerOptions;
-  #kube: KubeClients | undefined;
-  #ownsKube = false;
   #store: ObjectStore | undefined;
-  readonly #watchers = new Map<number, RuntimeWatcher>();
-  readonly #instances = new Map<number, InstanceState>();
-  readonly #dirty = new Set<number>();
-  readonly #chains = new Map<number, Promise<void>>();
-  readonly #rechecks = new Map<number, { at: number; timer: NodeJS.Timeout }>();
-  readonly #driftPending = new Set<number>();
-  /** Instances that some instance waits on (DependsOn) in this process. */
+  readonly #status: InstanceStatusWriter;
+  readonly #runtimes: RuntimeWatches;
+  readonly #drift: DriftRepair;
+  /** The WorkloadResourceDefinitions of each definition, by the definition's version. */
   readonly #wrdCache = new Map<number, { version: string; wrds: JsonObject[] }>();
-  #statusTimer: NodeJS.Timeout | undefined;
-  #refreshing: Promise<void> | undefined;
-  #stopped = false;
-  /** Several replicas: a runtime is watched by the holder of its lease only. */
-  #leases: Leases | undefined;
 
   constructor(options: WorkloadControllerOptions) {
-    this.#options = options;
     this.#log = options.logger;
-    this.#kube = options.kube;
+    const { flushIntervalMs, warningWindowMs, startupGraceMs } = options;
+    this.#status = new InstanceStatusWriter({
+      log: this.#log,
+      // The registry is built next; the writer asks it only once statuses are written.
+      sources: {
+        watcher: (runtimeId) => this.#runtimes.watcher(runtimeId),
+        holds: (runtimeId) => this.#runtimes.holds(runtimeId),
+        fence: (tx, runtimeId) => this.#runtimes.fence(tx, runtimeId),
+      },
+      ...(flushIntervalMs !== undefined ? { flushIntervalMs } : {}),
+      ...(warningWindowMs !== undefined ? { warningWindowMs } : {}),
+      ...(startupGraceMs !== undefined ? { startupGraceMs } : {}),
+    });
+    this.#drift = new DriftRepair(this.#log, () => this.#store);
+    this.#runtimes = new RuntimeWatches({
+      log: this.#log,
+      status: this.#status,
+      onDrift: (instanceId, key, how) => this.#drift.report(instanceId, key, how),
+      ...(options.kube ? { kube: options.kube } : {}),
+      ...(flushIntervalMs ? { flushIntervalMs } : {}),
+      ...(options.pinning ? { pinning: options.pinning } : {}),
+    });
     this.reconcilers = [workloadDefinitionReconciler(CONTROLLER_NAME), this.#instanceReconciler()];
   }
 
@@ -177,339 +182,31 @@ export class WorkloadController {
   /** Starts watches for the runtimes that have workload instances (after a restart, say). */
   async start(store: ObjectStore, context: { leases?: Leases } = {}): Promise<void> {
     this.#store = store;
-    this.#leases = context.leases;
-    this.#ensureStatusTimer();
+    this.#runtimes.useLeases(context.leases);
+    this.#status.start(store);
     const instances = (await store.find(WorkloadInstance, {})).filter((wi) => !wi['DeletionScheduled']);
     if (instances.length === 0) return;
-    if (this.#leases) {
+    if (this.#runtimes.leased) {
       // Each runtime is taken by one replica (its share); the holder loads its instances then.
       for (const runtimeId of new Set(instances.map((wi) => Number(wi['KubernetesRuntimeInstanceID'])))) {
         const runtime = await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(() => undefined);
-        if (runtime?.['APIEndpoint']) await this.#wantRuntime(store, runtime);
+        if (runtime?.['APIEndpoint']) await this.#runtimes.want(store, runtime);
       }
       return;
     }
-    const wris = await store.find(WorkloadResourceInstance, {});
-    const byInstance = new Map<number, JsonObject[]>();
-    for (const w of wris) {
-      const id = Number(w['WorkloadInstanceID']);
-      (byInstance.get(id) ?? byInstance.set(id, []).get(id)!).push(w);
-    }
-    const runtimes = new Map<number, JsonObject | undefined>();
-    for (const wi of instances) {
-      const id = Number(wi['ID']);
-      const state = this.#track(id, wi);
-      const runtimeId = Number(wi['KubernetesRuntimeInstanceID']);
-      if (!runtimes.has(runtimeId)) {
-        runtimes.set(runtimeId, await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(() => undefined));
-      }
-      const runtime = runtimes.get(runtimeId);
-      if (!runtime || !runtime['APIEndpoint']) continue;
-      state.runtimeId = runtimeId;
-      const watcher = this.#watcherFor(runtime, store);
-      const applied = (byInstance.get(id) ?? []).filter((w) => !w['ScheduledForDeletion']);
-      watcher.setInstanceResources(id, applied.map((w) => this.#tracked(id, w)));
-      for (const w of applied) if (w['RuntimeDefinition']) watcher.recorded(Number(w['ID']), w['RuntimeDefinition'] as JsonObject);
-      this.#dirty.add(id);
-    }
-    this.#log.info({ instances: instances.length, runtimes: this.#watchers.size }, 'workload watches started');
+    await this.#runtimes.resume(store, instances);
+    this.#log.info({ instances: instances.length, runtimes: this.#runtimes.size }, 'workload watches started');
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#statusTimer) clearInterval(this.#statusTimer);
-    for (const r of this.#rechecks.values()) clearTimeout(r.timer);
-    this.#rechecks.clear();
-    await Promise.all([...this.#watchers.values()].map((w) => w.stop()));
-    this.#watchers.clear();
-    await this.#refreshing?.catch(() => {});
-    if (this.#ownsKube) this.#kube?.close();
+    this.#drift.stop();
+    await this.#status.stop();
+    await this.#runtimes.stop();
   }
 
   /** The watcher of a runtime, when there is one (tests). */
   watcher(runtimeId: number): RuntimeWatcher | undefined {
-    return this.#watchers.get(runtimeId);
-  }
-
-  #kubeClients(store: ObjectStore): KubeClients {
-    if (!this.#kube) {
-      this.#kube = new KubeClients({ decrypt: (v) => store.decrypt(v) });
-      this.#ownsKube = true;
-    }
-    return this.#kube;
-  }
-
-  #ensureStatusTimer(): void {
-    if (this.#statusTimer || this.#stopped) return;
-    this.#statusTimer = setInterval(() => void this.#refreshDirty(), this.#options.flushIntervalMs ?? 500);
-    this.#statusTimer.unref();
-  }
-
-  // ---- runtime ownership (several replicas) ---------------------------------------------------
-
-  /** Registers interest in a runtime's lease: pinned simulated runtimes only where they run. */
-  async #wantRuntime(store: ObjectStore, runtime: JsonObject): Promise<'here' | 'elsewhere' | undefined> {
-    const leases = this.#leases!;
-    const runtimeId = Number(runtime['ID']);
-    const name = runtimeLease(runtimeId);
-    const pinned = await this.#options.pinning?.(store, runtime).catch(() => undefined);
-    if (!leases.wants(name) || pinned === 'elsewhere') {
-      leases.want(name, {
-        ...(pinned === undefined ? { group: 'runtime' } : {}),
-        ...(pinned === 'elsewhere' ? { eligible: () => false } : {}),
-        onAcquired: () => void this.#adopt(store, runtimeId),
-        onLost: () => void this.#abandon(runtimeId),
-      });
-    }
-    return pinned;
-  }
-
-  /**
-   * Before a reconcile touches a runtime: this replica owns it (taking a free lease now), or the
-   * reconcile is handed to the replica that does.
-   */
-  async #ownRuntime(store: ObjectStore, runtime: JsonObject): Promise<ReconcileResult | undefined> {
-    const leases = this.#leases;
-    if (!leases) return undefined;
-    const name = runtimeLease(Number(runtime['ID']));
-    if (leases.holds(name)) return undefined;
-    const pinned = await this.#wantRuntime(store, runtime);
-    if (pinned === 'elsewhere') {
-      // Simulated on another server: that server watches it. Taken here only when no replica holds it
-      // (a simulated cluster registered from outside, which no server runs).
-      const holder = await leases.holderOf(name);
-      if (holder && holder !== leases.holder) return { requeueAfterMs: 0, handoffTo: holder };
-    }
-    if (await leases.acquire(name)) return undefined;
-    const holder = await leases.holderOf(name);
-    if (holder && holder !== leases.holder) return { requeueAfterMs: 0, handoffTo: holder };
-    return { requeueAfterMs: 1_000 }; // between owners (or its simulated cluster's process is starting): soon again
-  }
-
-  /** This replica took a runtime's lease: watch it, resuming Kubernetes events where the last owner stopped. */
-  async #adopt(store: ObjectStore, runtimeId: number): Promise<void> {
-    try {
-      const runtime = await store.getObject(KubernetesRuntimeInstance, runtimeId);
-      if (!runtime['APIEndpoint'] || !this.#leases?.holds(runtimeLease(runtimeId))) return;
-      await this.#load(store, runtimeId, this.#watcherFor(runtime, store));
-    } catch (err) {
-      this.#log.warn({ runtimeId, err: describeError(err) }, 'cannot start watching a runtime this replica now owns');
-    }
-  }
-
-  /** The lease is gone (another replica owns the runtime now): stop watching and writing. */
-  async #abandon(runtimeId: number): Promise<void> {
-    const watcher = this.#watchers.get(runtimeId);
-    this.#watchers.delete(runtimeId);
-    for (const [id, state] of this.#instances) {
-      if (state.runtimeId !== runtimeId) continue;
-      this.#instances.delete(id);
-      this.#dirty.delete(id);
-    }
-    await watcher?.stop();
-  }
-
-  /** The instances of a runtime and what they applied, into its watcher (after a restart or a takeover). */
-  async #load(store: ObjectStore, runtimeId: number, watcher: RuntimeWatcher): Promise<void> {
-    for (const wi of await store.find(WorkloadInstance, { KubernetesRuntimeInstanceID: runtimeId })) {
-      if (wi['DeletionScheduled']) continue;
-      const id = Number(wi['ID']);
-      const state = this.#track(id, wi);
-      state.runtimeId = runtimeId;
-      this.#dirty.add(id);
-      const applied = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id })).filter((w) => !w['ScheduledForDeletion']);
-      // A reconcile running here meanwhile told the watcher what it applied: that is newer than this read.
-      if (watcher.tracks(id)) continue;
-      watcher.setInstanceResources(id, applied.map((w) => this.#tracked(id, w)));
-      for (const w of applied) if (w['RuntimeDefinition']) watcher.recorded(Number(w['ID']), w['RuntimeDefinition'] as JsonObject);
-    }
-  }
-
-  /** Several replicas: throws unless this replica owns the runtime, holding the lease until `tx` ends. */
-  async #fence(tx: Queryable, runtimeId: number): Promise<void> {
-    await this.#leases?.fence(tx, runtimeLease(runtimeId));
-  }
-
-  /** The runtime's watcher; replaced when the runtime's connection changed. */
-  #watcherFor(runtime: JsonObject, store: ObjectStore): RuntimeWatcher {
-    const runtimeId = Number(runtime['ID']);
-    const client = this.#kubeClients(store).forRuntime(runtime);
-    const existing = this.#watchers.get(runtimeId);
-    if (existing && existing.client === client && !existing.stopped) return existing;
-    if (existing) void existing.stop();
-    const leases = this.#leases;
-    const lease = runtimeLease(runtimeId);
-    const resume = leases?.data(lease)?.['eventsResourceVersion'];
-    const watcher = new RuntimeWatcher({
-      runtimeId,
-      client,
-      store,
-      log: this.#log,
-      onDrift: (instanceId, key, how) => this.#onDrift(instanceId, key, how),
-      onObserved: (instanceId) => this.#dirty.add(instanceId),
-      ...(this.#options.flushIntervalMs ? { flushIntervalMs: this.#options.flushIntervalMs } : {}),
-      ...(leases
-        ? {
-            fence: (tx: Queryable) => this.#fence(tx, runtimeId),
-            ...(typeof resume === 'string' && !existing ? { resumeEventsFrom: resume } : {}),
-            onEventsCheckpoint: (rv: string) =>
-              void leases.setData(lease, { eventsResourceVersion: rv }).catch((err: unknown) => this.#log.debug({ err: describeError(err) }, 'cannot checkpoint')),
-          }
-        : {}),
-    });
-    this.#watchers.set(runtimeId, watcher);
-    if (existing) void this.#reload(runtimeId, watcher, store);
-    return watcher;
-  }
-
-  /** A new watcher for a runtime learns what its instances applied. */
-  async #reload(runtimeId: number, watcher: RuntimeWatcher, store: ObjectStore): Promise<void> {
-    try {
-      for (const wi of await store.find(WorkloadInstance, { KubernetesRuntimeInstanceID: runtimeId })) {
-        if (wi['DeletionScheduled']) continue;
-        const id = Number(wi['ID']);
-        const wris = (await store.find(WorkloadResourceInstance, { WorkloadInstanceID: id })).filter((w) => !w['ScheduledForDeletion']);
-        watcher.setInstanceResources(id, wris.map((w) => this.#tracked(id, w)));
-      }
-    } catch (err) {
-      this.#log.warn({ runtimeId, err: describeError(err) }, 'cannot load the workload resources of a runtime');
-    }
-  }
-
-  #tracked(instanceId: number, wri: JsonObject): TrackedResource {
-    const o = wri['JSONDefinition'] as KubeObject;
-    return { key: resourceKey(o), wriId: Number(wri['ID']), instanceId, apiVersion: o.apiVersion, kind: o.kind };
-  }
-
-  #track(id: number, wi: JsonObject): InstanceState {
-    let state = this.#instances.get(id);
-    if (!state) {
-      state = {
-        runtimeId: undefined,
-        // After a restart: an instance waiting for a repair (Reconciled false) was applied before.
-        phase:
-          wi['Status'] === 'Error' && wi['Reconciled'] !== true
-            ? 'error'
-            : wi['Reconciled'] === true || ['Healthy', 'Unhealthy', 'Down'].includes(String(wi['Status']))
-              ? 'applied'
-              : 'reconciling',
-        written: typeof wi['Status'] === 'string' ? statusKey(wi['Status'], wi['StatusReason']) : undefined,
-      };
-      this.#instances.set(id, state);
-    }
-    return state;
-  }
-
-  // ---- status -------------------------------------------------------------------------------
-
-  async #refreshDirty(): Promise<void> {
-    if (this.#refreshing || this.#dirty.size === 0) return;
-    this.#refreshing = (async () => {
-      const ids = [...this.#dirty];
-      this.#dirty.clear();
-      for (const id of ids) {
-        if (this.#stopped) return;
-        await this.#refreshStatus(id);
-      }
-    })().finally(() => (this.#refreshing = undefined));
-    await this.#refreshing;
-  }
-
-  /** Derives the instance's status and writes it when it changed (one at a time per instance). */
-  #refreshStatus(id: number): Promise<void> {
-    const prev = this.#chains.get(id) ?? Promise.resolve();
-    const next = prev
-      .then(() => this.#writeStatus(id))
-      .catch((err: unknown) => {
-        this.#dirty.add(id); // try again on the next tick
-        this.#log.warn({ id, err: describeError(err) }, 'cannot write a workload instance status');
-      });
-    this.#chains.set(id, next);
-    void next.then(() => {
-      if (this.#chains.get(id) === next) this.#chains.delete(id);
-    });
-    return next;
-  }
-
-  /** The instance's status from its phase and what the watches see; schedules time-based rechecks. */
-  #derive(id: number, state: InstanceState): StatusResult {
-    const watcher = state.runtimeId !== undefined ? this.#watchers.get(state.runtimeId) : undefined;
-    const snapshot = watcher?.snapshot(id) ?? { resources: [], pods: [], replicaSets: [], warnings: [], synced: false };
-    const result = deriveStatus({
-      phase: state.phase,
-      ...snapshot,
-      now: Date.now(),
-      ...(this.#options.warningWindowMs !== undefined ? { warningWindowMs: this.#options.warningWindowMs } : {}),
-      ...(this.#options.startupGraceMs !== undefined ? { startupGraceMs: this.#options.startupGraceMs } : {}),
-    });
-    if (result.recheckAt !== undefined) this.#recheckAt(id, result.recheckAt);
-    return result;
-  }
-
-  async #writeStatus(id: number): Promise<void> {
-    const state = this.#instances.get(id);
-    const store = this.#store;
-    if (!state || !store) return;
-    if (this.#leases && state.runtimeId !== undefined && !this.#leases.holds(runtimeLease(state.runtimeId))) {
-      // A renewal is late (a busy process): try again on the next tick. Once the lease is lost, the
-      // runtime is abandoned (its instances forgotten) and the new owner writes the status.
-      if (this.#watchers.has(state.runtimeId)) this.#dirty.add(id);
-      return;
-    }
-    const result = this.#derive(id, state);
-    const key = statusKey(result.status, result.reason);
-    if (key === state.written) return;
-    try {
-      const runtimeId = state.runtimeId;
-      if (this.#leases && runtimeId !== undefined) {
-        await store.db.transaction(async (tx) => {
-          await this.#fence(tx, runtimeId);
-          await store.patch(WorkloadInstance, id, statusFields(result), { enqueue: false }, tx);
-        });
-      } else {
-        await store.patch(WorkloadInstance, id, statusFields(result), { enqueue: false });
-      }
-    } catch (err) {
-      if (err instanceof NotFoundError) {
-        this.#instances.delete(id);
-        return;
-      }
-      throw err;
-    }
-    this.#log.debug({ id, status: result.status, detail: result.detail }, 'workload instance status');
-    state.written = key;
-  }
-
-  #recheckAt(id: number, at: number): void {
-    const current = this.#rechecks.get(id);
-    if (current && current.at <= at && current.at > Date.now()) return;
-    if (current) clearTimeout(current.timer);
-    const timer = setTimeout(() => {
-      this.#rechecks.delete(id);
-      this.#dirty.add(id);
-    }, Math.max(0, at - Date.now()) + 50);
-    timer.unref();
-    this.#rechecks.set(id, { at, timer });
-  }
-
-  // ---- drift --------------------------------------------------------------------------------
-
-  /** A watch saw a managed resource deleted or changed by someone else: reconcile the instance (it re-applies). */
-  #onDrift(instanceId: number, key: string, how: 'deleted' | 'modified'): void {
-    this.#log.info({ instanceId, resource: key, how }, 'managed resource changed out of band; reconciling its workload instance');
-    if (this.#driftPending.has(instanceId) || this.#stopped) return;
-    this.#driftPending.add(instanceId);
-    const timer = setTimeout(() => {
-      this.#driftPending.delete(instanceId);
-      const store = this.#store;
-      if (!store || this.#stopped) return;
-      void (async () => {
-        const wi = await store.getObject(WorkloadInstance, instanceId).catch(() => undefined);
-        if (!wi || wi['DeletionScheduled']) return;
-        await requestReconcile(store, WorkloadInstance, instanceId);
-      })().catch((err: unknown) => this.#log.warn({ instanceId, err: describeError(err) }, 'cannot request a repair'));
-    }, 200);
-    timer.unref();
+    return this.#runtimes.watcher(runtimeId);
   }
 
   // ---- the WorkloadInstance reconciler ------------------------------------------------------
@@ -545,7 +242,7 @@ export class WorkloadController {
   async #wait(ctx: ReconcileContext, state: InstanceState, reason: string, note: string): Promise<ReconcileResult> {
     if (state.phase !== 'applied') state.phase = 'reconciling';
     await ctx.recordEvent({ reason, note, type: 'Normal' });
-    await this.#refreshStatus(ctx.id);
+    await this.#status.refresh(ctx.id);
     const waited = ctx.clock.now() - ctx.firstQueuedAt.getTime();
     return untilWoken(ctx, Math.round(Math.min(10_000, Math.max(1_000, waited / 10))));
   }
@@ -587,9 +284,9 @@ export class WorkloadController {
   async #converge(ctx: ReconcileContext, wi: JsonObject): Promise<ReconcileResult> {
     const store = ctx.store;
     this.#store ??= store;
-    this.#ensureStatusTimer();
+    this.#status.start(store);
     const id = ctx.id;
-    const state = this.#track(id, wi);
+    const state = this.#status.track(id, wi);
     const definitionId = Number(wi['WorkloadDefinitionID']);
     // Independent reads, at once.
     const [found, definition, runtimeOrError] = await Promise.all([
@@ -621,9 +318,9 @@ export class WorkloadController {
         `waiting for KubernetesRuntimeInstance ${JSON.stringify(runtime['Name'])} (ID ${String(runtime['ID'])}) to be Reconciled`,
       );
     }
-    const elsewhere = await this.#ownRuntime(store, runtime);
+    const elsewhere = await this.#runtimes.own(store, runtime);
     if (elsewhere) {
-      if (state.runtimeId === undefined) this.#instances.delete(id);
+      if (state.runtimeId === undefined) this.#status.forget(id);
       return elsewhere;
     }
     state.runtimeId = Number(runtime['ID']);
@@ -636,7 +333,7 @@ export class WorkloadController {
       throw new ReconcileError(`${label(wi)}: WorkloadDefinition ${JSON.stringify(definition['Name'])} has no resources yet`);
     }
 
-    const watcher = this.#watcherFor(runtime, store);
+    const watcher = this.#runtimes.watcherFor(runtime, store);
     if (existing.length === 0) watcher.fresh(id);
     const client = watcher.client;
     const plan = await this.#plan(ctx, client, wi, definition, wrds, existing);
@@ -684,12 +381,12 @@ export class WorkloadController {
     }
 
     // Record what was applied, with the status it gives, in one transaction.
-    watcher.setInstanceResources(id, plan.filter((p) => p.wri).map((p) => this.#tracked(id, p.wri!)));
+    watcher.setInstanceResources(id, plan.filter((p) => p.wri).map((p) => trackedResource(id, p.wri!)));
     // The phase turns 'applied' only once the WRIs say so: the status writer must not report the
     // instance Healthy while its resources are still unrecorded (or the transaction fails).
-    const derived = this.#derive(id, { ...state, phase: 'applied' });
+    const derived = this.#status.derive(id, { ...state, phase: 'applied' });
     await ctx.transaction(async (tx) => {
-      await this.#fence(tx.client, Number(runtime['ID']));
+      await this.#runtimes.fence(tx.client, Number(runtime['ID']));
       for (const { wri, after } of appliedObjects) {
         const rd = runtimeDefinitionOf(after);
         const known = wri['RuntimeDefinition'] as KubeObject | undefined;
@@ -702,7 +399,7 @@ export class WorkloadController {
     state.phase = 'applied';
     state.written = statusKey(derived.status, derived.reason);
     // Derived again shortly: a watch may have written meanwhile from an older phase.
-    this.#dirty.add(id);
+    this.#status.markDirty(id);
     // Remove what is no longer wanted (recorded WRIs only).
     await this.#deleteResources(ctx, client, watcher, stale);
     return undefined;
@@ -817,7 +514,7 @@ export class WorkloadController {
         'a manifest that names its own Namespace can be deployed once per runtime';
       await reportWorkloadEvent(ctx.store, { instanceId: ctx.id, type: 'Warning', reason: 'CreateResourceError', message, key: p.key });
       state.phase = 'error';
-      await this.#refreshStatus(ctx.id);
+      await this.#status.refresh(ctx.id);
       throw new TerminalError(message);
     }
   }
@@ -919,7 +616,7 @@ export class WorkloadController {
         key: p.key,
       }).catch((e: unknown) => ctx.log.warn({ err: describeError(e) }, 'cannot record a workload event'));
       state.phase = 'error';
-      await this.#refreshStatus(ctx.id);
+      await this.#status.refresh(ctx.id);
     }
     if (kubeErr && !kubeErr.retryable) return new TerminalError(message, { cause: err });
     if (kubeErr?.failure === 'UnknownKind') {
@@ -983,9 +680,9 @@ export class WorkloadController {
     const runtime = await this.#get(ctx, KubernetesRuntimeInstance, runtimeId);
     let watcher: RuntimeWatcher | undefined;
     if (wris.length > 0 && runtime?.['APIEndpoint']) {
-      const elsewhere = await this.#ownRuntime(store, runtime);
+      const elsewhere = await this.#runtimes.own(store, runtime);
       if (elsewhere) return elsewhere;
-      watcher = this.#watcherFor(runtime, store);
+      watcher = this.#runtimes.watcherFor(runtime, store);
       watcher.removeInstance(id);
       const now = new Date(ctx.clock.now()).toISOString();
       await ctx.transaction(async (tx) => {
@@ -1003,20 +700,11 @@ export class WorkloadController {
     }
     await watcher?.settle();
     await store.deleteWhere(WorkloadEvent, { WorkloadInstanceID: id });
-    this.#instances.delete(id);
-    this.#dirty.delete(id);
-    const recheck = this.#rechecks.get(id);
-    if (recheck) clearTimeout(recheck.timer);
-    this.#rechecks.delete(id);
+    this.#status.forget(id);
 
     // No instance left on the runtime: stop watching it.
     const others = (await store.find(WorkloadInstance, { KubernetesRuntimeInstanceID: runtimeId })).filter((o) => Number(o['ID']) !== id);
-    const w = this.#watchers.get(runtimeId);
-    if (others.length === 0 && w) {
-      this.#watchers.delete(runtimeId);
-      await w.stop();
-    }
-    if (others.length === 0) await this.#leases?.unwant(runtimeLease(runtimeId));
+    if (others.length === 0) await this.#runtimes.release(runtimeId);
     return undefined;
   }
 }

@@ -27,6 +27,14 @@ async function waiting(store: ObjectStore, kind: Kind, filter: JsonObject): Prom
 const waitingInstances = (store: ObjectStore, filter: JsonObject) => waiting(store, WorkloadInstance, filter);
 
 export const GRAPH: Readonly<Record<string, KindEdges>> = {
+  // Definitions own their instances: a changed definition, once reconciled, rolls out to them.
+  // (Their ID fields block the definition's deletion while instances exist, as upstream does.)
+  WorkloadDefinition: { owns: [{ kind: WorkloadInstance.name, by: 'WorkloadDefinitionID' }] },
+  HelmWorkloadDefinition: { owns: [{ kind: HelmWorkloadInstance.name, by: 'HelmWorkloadDefinitionID' }] },
+  TerraformDefinition: { owns: [{ kind: 'TerraformInstance', by: 'TerraformDefinitionID' }] },
+  ObservabilityStackDefinition: { owns: [{ kind: 'ObservabilityStackInstance', by: 'ObservabilityStackDefinitionID' }] },
+  MetricsDefinition: { owns: [{ kind: 'MetricsInstance', by: 'MetricsDefinitionID' }] },
+  LoggingDefinition: { owns: [{ kind: 'LoggingInstance', by: 'LoggingDefinitionID' }] },
   DomainNameInstance: {
     watches: [
       {

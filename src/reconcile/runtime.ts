@@ -236,7 +236,7 @@ export class ReconcileRuntime {
   /** Prepares the resync table and starts consuming the queue. */
   static async start(options: ReconcileRuntimeOptions): Promise<ReconcileRuntime> {
     const runtime = new ReconcileRuntime(options);
-    runtime.#begin();
+    await runtime.#begin();
     return runtime;
   }
 
@@ -255,7 +255,7 @@ export class ReconcileRuntime {
     return counts;
   }
 
-  #begin(): void {
+  async #begin(): Promise<void> {
     this.#log.info(
       {
         owner: this.owner,
@@ -281,7 +281,10 @@ export class ReconcileRuntime {
       );
     }
     void this.#reportWaitingKinds();
-    if (this.#listenEnabled) void this.#listen();
+    // The first LISTEN before the first lease, so that the first reconciles already hear the change
+    // feed and a write made once start has resolved reaches the watches. Bounded: a database that
+    // does not answer is retried in the background, and the engine polls meanwhile.
+    if (this.#listenEnabled) await within(this.#listen(), 5_000);
     this.#loop = this.#run();
   }
 

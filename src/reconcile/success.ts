@@ -5,6 +5,12 @@
 // written only while this worker holds the lease, so a worker whose lease was
 // taken over writes nothing (`held` false).
 //
+// The change-feed payload is `<Kind>:<id>:U`, with `:G` appended when this success reconciled a
+// requested change: it records a new ObservedGeneration (a client changed the spec), or the object
+// was left unreconciled (`Reconciled: false`, as a create, an API write or tptctl leave it). A resync
+// (queued with the object still Reconciled) and status writes get no `:G`: watches that follow an
+// owner's changes (src/reconcile/watches.ts) react to requested changes only.
+//
 // Lock order: the object's row, then the queue row, as the API's
 // write-and-enqueue statement does, so the two never deadlock. The queue CTEs
 // depend on the object CTE, which makes PostgreSQL run the object's UPDATE first.
@@ -69,10 +75,12 @@ function sql(kind: Kind, mode: SuccessEvent['mode']): string {
             RETURNING id)`
         : `, recorded AS (SELECT NULL::bigint AS id WHERE false)`;
   text = `WITH held AS (SELECT 1 FROM ${Q} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3),
+    before AS (SELECT data @> '{"Reconciled": true}'::jsonb AS reconciled FROM ${kind.table} WHERE id = $2),
     obj AS (
       UPDATE ${kind.table} SET data = data || $6::jsonb, updated_at = now()
       WHERE id = $2 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM held) RETURNING id),
-    changed AS (SELECT pg_notify('${CHANGE_CHANNEL}', $1::text || ':' || obj.id || ':U') FROM obj),
+    changed AS (SELECT pg_notify('${CHANGE_CHANNEL}', $1::text || ':' || obj.id || ':U'
+      || CASE WHEN $6::jsonb ? 'ObservedGeneration' OR NOT coalesce((SELECT reconciled FROM before), true) THEN ':G' ELSE '' END) FROM obj),
     gone AS (
       DELETE FROM ${Q} WHERE kind = $1 AND object_id = $2 AND lease_owner = $3 AND generation = $4
         AND EXISTS (SELECT 1 FROM obj) RETURNING 1),

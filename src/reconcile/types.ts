@@ -65,14 +65,25 @@ export interface Watch {
   readonly via: string;
   /** A cheap test of the written object (no I/O); false skips `map`. */
   readonly when?: (changed: JsonObject) => boolean;
+  /**
+   * Only the successes by which the watched object's reconcile finished a requested change: a new
+   * ObservedGeneration (a changed spec), or a write that had left it `Reconciled: false` (its create,
+   * an API or tptctl update). Its resyncs and status writes do not count.
+   */
+  readonly changes?: boolean;
+  /**
+   * Also retry a mapped object parked by a terminal error: the watched object is part of its input,
+   * so a change to it may be the fix (as a write to the object itself would be).
+   */
+  readonly retryParked?: boolean;
   /** IDs of the watcher's own kind to reconcile because `changed` was written. */
   map(changed: JsonObject, store: ObjectStore): Promise<number[]>;
 }
 
 /**
  * "Objects of `kind` whose field `by` holds my ID are mine." When the owner is deleted the engine
- * deletes them first and runs the owner's `deleted` only once they are gone; when the owner is
- * reconciled, they are reconciled too.
+ * deletes them first and runs the owner's `deleted` only once they are gone; when the owner has
+ * reconciled a requested change (not a resync), they are reconciled too, parked ones included.
  */
 export interface Owns {
   readonly kind: string;

@@ -1,7 +1,8 @@
 // Watches and owners (the dependency graph) in the engine.
 //
 // Every object write announces itself on the store's change feed (`threeport_objects`,
-// payload `<Kind>:<id>:<C|U|D>`, sent by the same statement as the write). The engine's
+// payload `<Kind>:<id>:<C|U|D>`, sent by the same statement as the write; a success that finished
+// a requested change appends `:G`, see success.ts). The engine's
 // LISTEN connection hears it; `WatchRouter` keeps only the kinds some registered reconciler
 // watches or owns, reads the written rows in one statement per kind, and queues the objects
 // that the declared mappings name (`ReconcileQueue.wake`). So a reconciler that waits for
@@ -9,7 +10,8 @@
 // changes, instead of polling it.
 //
 // Edges that come from `owns`:
-// - parent → children: when an owner is written Reconciled, its live children are queued;
+// - parent → children: when an owner has reconciled a requested change (a changed spec or an
+//   update left unreconciled, so not its resyncs), its live children are queued, parked ones too;
 // - child → parent: when a child is soft-deleted, an owner that already has a queue row
 //   (its `Deleted`, waiting for the children to go) is woken.
 import type { Logger } from 'pino';
@@ -41,7 +43,9 @@ function ownerRoutes(owner: Kind, owns: Owns): { toChildren: Route; toOwner: Rou
       onlyQueued: false,
       watch: {
         kind: owner.name,
-        via: `owned: the ${child.name}s whose ${owns.by} is the ${owner.name}, once it is Reconciled`,
+        via: `owned: the ${child.name}s whose ${owns.by} is the ${owner.name}, once it has reconciled a change`,
+        changes: true,
+        retryParked: true,
         when: (o) => o['Reconciled'] === true && !o['DeletionScheduled'] && !o['DeletedAt'],
         map: async (o, store) => (await store.find(child, { [owns.by]: Number(o['ID']) })).map((c) => Number(c['ID'])),
       },
@@ -61,7 +65,8 @@ function ownerRoutes(owner: Kind, owns: Owns): { toChildren: Route; toOwner: Rou
 
 export class WatchRouter {
   readonly #routes = new Map<string, Route[]>();
-  readonly #pending = new Map<string, Set<number>>();
+  /** Heard and not yet routed: per kind, each id and whether a heard write finished a requested change. */
+  readonly #pending = new Map<string, Map<number, boolean>>();
   #flushing: Promise<void> | undefined;
   #scheduled = false;
 
@@ -102,9 +107,10 @@ export class WatchRouter {
     if (!this.#routes.has(kind)) return;
     const id = Number.parseInt(payload.slice(colon + 1), 10);
     if (!Number.isSafeInteger(id)) return;
+    const requested = payload.endsWith(':G');
     let ids = this.#pending.get(kind);
-    if (!ids) this.#pending.set(kind, (ids = new Set()));
-    ids.add(id);
+    if (!ids) this.#pending.set(kind, (ids = new Map()));
+    ids.set(id, requested || ids.get(id) === true);
     this.#schedule();
   }
 
@@ -133,7 +139,7 @@ export class WatchRouter {
     this.#pending.clear();
     for (const [kindName, ids] of batch) {
       try {
-        await this.#route(kindNamed(kindName), [...ids]);
+        await this.#route(kindNamed(kindName), ids);
       } catch (err) {
         // A missed wake costs one backstop interval, never an object: log and go on.
         this.log.warn({ kind: kindName, err: describeError(err) }, 'cannot route a watched change; the watchers look again at their backstop');
@@ -141,16 +147,18 @@ export class WatchRouter {
     }
   }
 
-  async #route(kind: Kind, ids: number[]): Promise<void> {
+  async #route(kind: Kind, heard: ReadonlyMap<number, boolean>): Promise<void> {
     // Deleted rows too: a soft-deleted child still names its owner.
     const res = await this.store.db.query<{ json: JsonObject }>(
       `SELECT t.data || jsonb_build_object('ID', t.id, 'DeletedAt', t.deleted_at) AS json FROM ${kind.table} t WHERE t.id = ANY($1::bigint[])`,
-      [ids],
+      [[...heard.keys()]],
     );
     const wake = new Map<Route, Set<number>>();
     for (const { json: changed } of res.rows) {
       if (changed['DeletedAt'] === null) delete changed['DeletedAt'];
+      const requested = heard.get(Number(changed['ID'])) === true;
       for (const route of this.#routes.get(kind.name) ?? []) {
+        if (route.watch.changes && !requested) continue;
         if (route.watch.when && !route.watch.when(changed)) continue;
         const mapped = await route.watch.map(changed, this.store);
         if (mapped.length === 0) continue;
@@ -160,7 +168,7 @@ export class WatchRouter {
       }
     }
     for (const [route, targets] of wake) {
-      const woken = await this.queue.wake(route.target, [...targets], route.onlyQueued);
+      const woken = await this.queue.wake(route.target, [...targets], { onlyQueued: route.onlyQueued, retryParked: route.watch.retryParked === true });
       if (woken > 0 && this.log.isLevelEnabled('debug')) {
         this.log.debug({ watched: kind.name, kind: route.target.name, woken }, 'watched change queued reconciles');
       }

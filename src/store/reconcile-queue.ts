@@ -147,7 +147,7 @@ const SQL = {
  * stands (a terminal failure stays parked: only a change to the object itself retries it); a
  * due row is left alone.
  */
-function wakeSql(kind: Kind, onlyQueued: boolean): string {
+function wakeSql(kind: Kind, onlyQueued: boolean, retryParked: boolean): string {
   const live = `t.deleted_at IS NULL AND t.id = ANY($1::bigint[])`;
   const insertable = onlyQueued
     ? `EXISTS (SELECT 1 FROM ${T} e WHERE e.kind = '${kind.name}' AND e.object_id = t.id)`
@@ -159,7 +159,7 @@ function wakeSql(kind: Kind, onlyQueued: boolean): string {
         not_before = CASE WHEN q.not_before > now() THEN now() ELSE q.not_before END,
         attempts = CASE WHEN q.not_before > now() THEN 0 ELSE q.attempts END,
         woken = q.lease_owner IS NOT NULL
-      WHERE q.not_before <> 'infinity' AND (q.not_before > now() OR q.lease_owner IS NOT NULL)
+      WHERE ${retryParked ? '' : `q.not_before <> 'infinity' AND `}(q.not_before > now() OR q.lease_owner IS NOT NULL)
       RETURNING q.kind),
     n AS (SELECT pg_notify('${NOTIFY_CHANNEL}', '${kind.name}') WHERE EXISTS (SELECT 1 FROM q))
     SELECT (SELECT count(*) FROM q)::int AS woken, (SELECT count(*) FROM n)::int AS notified`;
@@ -246,11 +246,13 @@ export class ReconcileQueue {
   }
 
   /** Wakes objects of `kind` whose watched objects changed; returns how many rows it queued or woke. */
-  async wake(kind: Kind, ids: readonly number[], onlyQueued = false): Promise<number> {
+  async wake(kind: Kind, ids: readonly number[], options: { onlyQueued?: boolean; retryParked?: boolean } = {}): Promise<number> {
     if (ids.length === 0) return 0;
+    const onlyQueued = options.onlyQueued === true;
+    const retryParked = options.retryParked === true;
     const res = await this.db.query<{ woken: number }>({
-      name: `reconcile_wake_${kind.name}_${onlyQueued ? 'q' : 'a'}`,
-      text: wakeSql(kind, onlyQueued),
+      name: `reconcile_wake_${kind.name}_${onlyQueued ? 'q' : 'a'}${retryParked ? 'p' : ''}`,
+      text: wakeSql(kind, onlyQueued, retryParked),
       values: [ids],
     });
     return res.rows[0]?.woken ?? 0;

@@ -8,6 +8,7 @@ import { WorkloadDefinition, WorkloadInstance, WorkloadResourceDefinition } from
 import type { Kind } from '../../src/kinds/declare.js';
 import type { JsonObject } from '../../src/kinds/validate.js';
 import { QUEUE_TABLE } from '../../src/store/schema.js';
+import { ReconcileQueue } from '../../src/store/reconcile-queue.js';
 import { edgesOf } from '../../src/controllers/graph.js';
 import { untilWoken } from '../../src/reconcile/wait-for.js';
 import { WATCH_BACKSTOP_MS } from '../../src/reconcile/watches.js';
@@ -101,6 +102,61 @@ test('without the change feed (polling only) a wait polls as before', async () =
     await s.until((all) => all.some((x) => x.id === wi && x.outcome === 'requeued'), 'the instance to wait');
     const due = await dueInMs(WorkloadInstance.name, wi);
     assert.ok(due <= 1_000, `polls after its own interval (due in ${due} ms)`);
+  } finally {
+    await runtime.stop();
+  }
+});
+
+test('an owner reconciles its children after reconciling a requested change, not after a resync', async () => {
+  // The real declaration: a WorkloadDefinition owns its WorkloadInstances.
+  const krd = await create(KubernetesRuntimeDefinition, { Name: 'kwok', InfraProvider: 'kwok' });
+  const kri = await create(KubernetesRuntimeInstance, { Name: 'rt', Location: 'Local', KubernetesRuntimeDefinitionID: krd });
+  const wd = await create(WorkloadDefinition, { Name: 'owner', YAMLDocument: YAML_DOC });
+  const wi = await create(WorkloadInstance, { Name: 'child', WorkloadDefinitionID: wd, KubernetesRuntimeInstanceID: kri });
+  const noop = async (): Promise<undefined> => undefined;
+  const owner: Reconciler = { kind: WorkloadDefinition.name, ...edgesOf(WorkloadDefinition.name), created: noop, updated: noop };
+  const child: Reconciler = { kind: WorkloadInstance.name, created: noop, updated: noop };
+  // A probe watch that sees every write of the definition routed (and wakes nothing).
+  let routed = 0;
+  const probe: Reconciler = {
+    kind: KubernetesRuntimeInstance.name,
+    watches: [{ kind: WorkloadDefinition.name, via: 'test probe', map: async () => (routed++, []) }],
+  };
+  const s = new Settlements();
+  const runtime = await startRuntime(env, [owner, child, probe], s);
+  const childRuns = (): number => s.of(wi).filter((x) => x.outcome === 'reconciled').length;
+  /** Writes the definition without changing it and waits until that write, and all before it, are routed. */
+  const routedSoFar = async (): Promise<void> => {
+    const seen = routed;
+    await env.store.patch(WorkloadDefinition, wd, {}, { enqueue: false });
+    await eventually(async () => (routed > seen ? true : undefined), 'the marker write routed', 5_000);
+    await runtime.watchesSettled();
+    await eventually(async () => ((await queueRow(env.db, WorkloadInstance.name, wi)) === undefined ? true : undefined), 'the child idle');
+  };
+  try {
+    await s.until(() => childRuns() >= 1 && s.of(wd).some((x) => x.outcome === 'reconciled'), 'owner and child created');
+    await routedSoFar();
+    const before = childRuns();
+
+    // A resync of the owner (queued as the resync queues it: the object stays Reconciled): the children stay put.
+    await new ReconcileQueue(env.db).wake(WorkloadDefinition, [wd]);
+    await s.until(() => s.of(wd).some((x) => x.operation === 'Updated' && x.outcome === 'reconciled'), 'the owner to reconcile again');
+    await routedSoFar();
+    assert.equal(childRuns(), before, 'the child did not reconcile');
+
+    // A client's changed spec: once the owner has reconciled it, the child reconciles.
+    await env.store.patch(WorkloadDefinition, wd, { YAMLDocument: YAML_DOC.replace('demo', 'demo-2') }, { client: true });
+    await s.until(() => childRuns() > before, 'the child to reconcile the change');
+    const stored = await env.store.getObject(WorkloadDefinition, wd);
+    assert.equal(stored['ObservedGeneration'], stored['Generation']);
+    await routedSoFar();
+    assert.equal(childRuns(), before + 1, 'the child reconciled once');
+
+    // An update left unreconciled by an in-process write (no new Generation): the child reconciles too.
+    await env.store.patch(WorkloadDefinition, wd, { YAMLDocument: YAML_DOC.replace('demo', 'demo-3'), Reconciled: false });
+    await s.until(() => childRuns() > before + 1, 'the child to reconcile the update');
+    await routedSoFar();
+    assert.equal(childRuns(), before + 2, 'the child reconciled once more');
   } finally {
     await runtime.stop();
   }

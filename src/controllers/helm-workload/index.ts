@@ -195,17 +195,9 @@ export class HelmWorkloadController {
     return {
       kind: HelmWorkloadDefinition.name,
       controller: CONTROLLER_NAME,
-      // Upstream: a no-op. Here a changed definition rolls out to its instances.
-      updated: async (ctx, definition) => {
-        const instances = (await ctx.store.find(HelmWorkloadInstance, { HelmWorkloadDefinitionID: Number(definition['ID']) })).filter(
-          (i) => !i['DeletionScheduled'],
-        );
-        if (instances.length === 0) return;
-        await ctx.transaction(async (tx) => {
-          for (const i of instances) await tx.requestReconcile(HelmWorkloadInstance, Number(i['ID']));
-        });
-        ctx.log.info({ instances: instances.length }, 'definition changed; its helm workload instances reconcile again');
-      },
+      // Upstream: a no-op. Here a changed definition rolls out to its instances: it owns them
+      // (src/controllers/graph.ts), so the engine reconciles them once it has reconciled the change.
+      ...edgesOf(HelmWorkloadDefinition.name),
     };
   }
 

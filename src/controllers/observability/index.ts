@@ -43,6 +43,7 @@ import { logShipperLaunch, logStoreLaunch, prometheusLaunch } from '../../provid
 import { ValuesError, leafPaths, logStoreSettings, mergeValues, parseValues, prometheusSettings } from '../../providers/observability/values.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { getOrUndefined, idOf, label } from '../aws/common.js';
+import { edgesOf } from '../graph.js';
 
 export const OBSERVABILITY_CONTROLLER_NAME = 'ObservabilityController';
 
@@ -143,15 +144,10 @@ export class ObservabilityController {
     return {
       kind: p.definition.name,
       controller: OBSERVABILITY_CONTROLLER_NAME,
+      // Changed values roll out to the definition's instances: it owns them (src/controllers/graph.ts),
+      // so the engine reconciles them once it has reconciled the change.
+      ...edgesOf(p.definition.name),
       created: async () => undefined,
-      // Changed values roll out to the definition's instances.
-      updated: async (ctx, definition) => {
-        const instances = (await ctx.store.find(p.kind, { [p.definitionField]: Number(definition['ID']) })).filter((i) => !i['DeletionScheduled']);
-        if (instances.length === 0) return;
-        await ctx.transaction(async (tx) => {
-          for (const i of instances) await tx.requestReconcile(p.kind, Number(i['ID']));
-        });
-      },
       deleted: async () => undefined,
     };
   }

@@ -26,6 +26,7 @@ import { TerraformRunner, type BackendInfo, type RunInput, type RunOutcome } fro
 import type { AwsSession } from '../../providers/aws/provider.js';
 import { getOrUndefined, idOf, label, loadAccount } from '../aws/common.js';
 import type { AwsControllerDeps } from '../aws/deps.js';
+import { edgesOf } from '../graph.js';
 
 export const TERRAFORM_CONTROLLER_NAME = 'TerraformController';
 
@@ -95,16 +96,9 @@ export class TerraformController {
     return {
       kind: TerraformDefinition.name,
       controller: TERRAFORM_CONTROLLER_NAME,
-      updated: async (ctx, definition) => {
-        const instances = (await ctx.store.find(TerraformInstance, { TerraformDefinitionID: Number(definition['ID']) })).filter(
-          (i) => !i['DeletionScheduled'],
-        );
-        if (instances.length === 0) return;
-        await ctx.transaction(async (tx) => {
-          for (const i of instances) await tx.requestReconcile(TerraformInstance, Number(i['ID']));
-        });
-        ctx.log.info({ instances: instances.length }, 'configuration changed; its terraform instances reconcile again');
-      },
+      // A changed configuration rolls out to the instances: the definition owns them
+      // (src/controllers/graph.ts), so the engine reconciles them once it has reconciled the change.
+      ...edgesOf(TerraformDefinition.name),
     };
   }
 

@@ -1,19 +1,21 @@
 // WorkloadDefinition reconciler (spec §3.1): the definition's YAMLDocument, split into one
 // WorkloadResourceDefinition per document, written in one transaction. Beyond upstream, a
-// changed document replaces the WRDs and asks every instance of the definition to apply again
-// (Reconciled: false), in the same transaction.
+// changed document replaces the WRDs, and every instance of the definition applies again: the
+// definition owns its instances (src/controllers/graph.ts), so the engine reconciles them once
+// this reconcile of the changed spec has committed.
 import { ManifestError, splitManifest } from '../../kinds/manifest.js';
 import { WorkloadInstance, WorkloadResourceDefinition } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
 import { TerminalError } from '../../reconcile/errors.js';
 import type { ReconcileContext, Reconciler } from '../../reconcile/types.js';
 import { canonicalJson } from './resources.js';
+import { edgesOf } from '../graph.js';
 
 function byId(a: JsonObject, b: JsonObject): number {
   return Number(a['ID']) - Number(b['ID']);
 }
 
-/** Replaces the definition's WRDs when its document changed; returns how many instances were asked to roll out. */
+/** Replaces the definition's WRDs when its document changed; returns how many live instances will roll out. */
 async function syncResourceDefinitions(ctx: ReconcileContext, definition: JsonObject): Promise<number> {
   let objects: JsonObject[];
   try {
@@ -30,13 +32,7 @@ async function syncResourceDefinitions(ctx: ReconcileContext, definition: JsonOb
     for (const wrd of current) await ctx.store.softDelete(WorkloadResourceDefinition, Number(wrd['ID']), tx.client);
     for (const object of objects) await tx.create(WorkloadResourceDefinition, { JSONDefinition: object, WorkloadDefinitionID: ctx.id });
     if (current.length === 0) return 0; // the first split: instances wait for it anyway
-    let rolled = 0;
-    for (const instance of await tx.find(WorkloadInstance, { WorkloadDefinitionID: ctx.id })) {
-      if (instance['DeletionScheduled']) continue;
-      await tx.requestReconcile(WorkloadInstance, Number(instance['ID']));
-      rolled++;
-    }
-    return rolled;
+    return (await tx.find(WorkloadInstance, { WorkloadDefinitionID: ctx.id })).filter((i) => !i['DeletionScheduled']).length;
   });
 }
 
@@ -53,6 +49,7 @@ export function workloadDefinitionReconciler(controller: string): Reconciler {
   return {
     kind: 'WorkloadDefinition',
     controller,
+    ...edgesOf('WorkloadDefinition'),
     created: sync,
     // Upstream does nothing; here a changed document replaces the WRDs and rolls out (resync included).
     updated: sync,

@@ -178,6 +178,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         leases,
       });
       for (const c of domainControllers) await c.start?.(store, { leases });
+      // What the last process ran in itself (peers, simulated clusters) comes back (`resume`).
+      await controllers.resume();
     }
     if (config.metricsPort) {
       metricsServer = await startMetricsServer({ metrics, host: config.host, port: config.metricsPort, ready: () => !closing, readyDetail, log });

@@ -35,6 +35,7 @@ export const GRAPH: Readonly<Record<string, KindEdges>> = {
   ObservabilityStackDefinition: { owns: [{ kind: 'ObservabilityStackInstance', by: 'ObservabilityStackDefinitionID' }] },
   MetricsDefinition: { owns: [{ kind: 'MetricsInstance', by: 'MetricsDefinitionID' }] },
   LoggingDefinition: { owns: [{ kind: 'LoggingInstance', by: 'LoggingDefinitionID' }] },
+  GatewayDefinition: { owns: [{ kind: GatewayInstance.name, by: 'GatewayDefinitionID' }] },
   DomainNameInstance: {
     watches: [
       {

@@ -31,7 +31,7 @@ import { systemClock, type Clock } from './clock.js';
 import { LeaseLostError, ShutdownError, errorReason, eventOverride, isTerminal, requeueHint } from './errors.js';
 import { AVAILABLE, SYNCED, WAITING, applyConditions, condition, notSynced, type ConditionUpdate } from './conditions.js';
 import { EventRecorder, controllerName, failureReason, recordEvent, successNote, successReason, type EventType } from './events.js';
-import { inTransaction } from './choreography.js';
+import { inTransaction, requestReconcile } from './choreography.js';
 import { commitSuccess, type SuccessResult } from './success.js';
 import type { ReconcileMetrics } from './metrics.js';
 import { RetryPolicy, type RetryPolicyInput } from './retry-policy.js';
@@ -226,6 +226,34 @@ export class ReconcileRuntime {
     }
     for (const name of Object.keys(options.concurrencyByKind ?? {})) kindNamed(name);
     this.#watches = new WatchRouter(options.reconcilers, this.#store, this.#queue, this.#log);
+  }
+
+  /**
+   * Queues the objects each reconciler's `resume` names (their in-process state did not survive the
+   * restart); call once the controllers have started. A reconciler whose `resume` fails is logged
+   * and skipped: its objects come back at their next resync. Returns how many were queued.
+   */
+  async resume(): Promise<number> {
+    let queued = 0;
+    for (const lane of this.#lanes.values()) {
+      if (!lane.reconciler.resume) continue;
+      try {
+        let n = 0;
+        for (const id of await lane.reconciler.resume(this.#store)) {
+          try {
+            await requestReconcile(this.#store, lane.kind, id);
+            n++;
+          } catch (err) {
+            if (!(err instanceof NotFoundError)) throw err; // deleted meanwhile: nothing to bring back
+          }
+        }
+        if (n > 0) this.#log.info({ kind: lane.kind.name, queued: n }, 'queued to come back after the restart');
+        queued += n;
+      } catch (err) {
+        this.#log.warn({ kind: lane.kind.name, err: describeError(err) }, 'cannot queue what the restart stopped; it comes back at its resync');
+      }
+    }
+    return queued;
   }
 
   /** Resolves once every change heard so far has been routed to its watchers (tests). */

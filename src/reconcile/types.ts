@@ -102,6 +102,12 @@ export interface Reconciler<T extends JsonObject = JsonObject> {
   readonly watches?: readonly Watch[];
   /** Kinds whose objects this kind owns: deleted before it, reconciled after it. */
   readonly owns?: readonly Owns[];
+  /**
+   * After a process start: the objects of this kind to reconcile again because part of their state
+   * lived in the process that stopped (a supervised peer, a simulated cluster). The engine asks once
+   * the controllers have started (`ReconcileRuntime.resume`) and queues them.
+   */
+  resume?(store: ObjectStore): Promise<number[]>;
   created?(ctx: ReconcileContext, object: T): Promise<ReconcileResult>;
   updated?(ctx: ReconcileContext, object: T): Promise<ReconcileResult>;
   /** Clean up; the runtime then confirms the deletion and soft-deletes the row (spec §1.7). */

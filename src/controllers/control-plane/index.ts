@@ -101,6 +101,7 @@ export class ControlPlaneController {
       {
         kind: CPI.name,
         controller: CONTROLLER_NAME,
+        resume: (store) => this.#toResume(store),
         created: (ctx, instance) => this.#ensure(ctx, instance),
         updated: (ctx, instance) => this.#ensure(ctx, instance),
         deleted: (ctx, instance) => this.#remove(ctx, instance),
@@ -295,19 +296,20 @@ export class ControlPlaneController {
     }
   }
 
-  /** After the reconcile runtime started: children this control plane ran before come back. */
   async start(store: ObjectStore, context: { leases?: Leases } = {}): Promise<void> {
     this.#store = store;
     this.#leases = context.leases;
-    let queued = 0;
+  }
+
+  /** After a restart (the instance reconciler's `resume`): the children this control plane ran before. */
+  async #toResume(store: ObjectStore): Promise<number[]> {
+    const ids: number[] = [];
     for (const instance of await store.find(CPI, {})) {
       if (registered(instance) || instance['DeletionScheduled'] || instance['Reconciled'] !== true || !instance['ApiServerEndpoint']) continue;
       const runtime = await store.getObject(KRI, Number(instance['KubernetesRuntimeInstanceID'])).catch(() => undefined);
-      if (!runtime || !existsSync(this.#dirFor(instance, runtime))) continue;
-      await requestReconcile(store, CPI, Number(instance['ID']));
-      queued++;
+      if (runtime && existsSync(this.#dirFor(instance, runtime))) ids.push(Number(instance['ID']));
     }
-    if (queued > 0) this.#log.info({ queued }, 'child control planes queued to come back');
+    return ids;
   }
 
   /** Stops the children (they are processes of this server) and closes kube connections. */

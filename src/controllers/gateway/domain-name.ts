@@ -29,7 +29,6 @@ import type { JsonObject } from '../../kinds/validate.js';
 import { NotFoundError, describeError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
-import { requestReconcile } from '../../reconcile/choreography.js';
 import { untilWoken } from '../../reconcile/wait-for.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { KubeClients } from '../../providers/kube/clients.js';
@@ -134,19 +133,13 @@ export class DomainNameController {
         kind: DomainNameInstance.name,
         controller: DNS_CONTROLLER_NAME,
         ...edgesOf(DomainNameInstance.name),
+        // After a restart the instances reconcile again, which brings their runtime's external-dns back.
+        resume: async (store) => (await store.find(DomainNameInstance, {})).filter((d) => !d['DeletionScheduled']).map((d) => Number(d['ID'])),
         created: (ctx, dni) => this.#converge(ctx, dni),
         updated: (ctx, dni) => this.#converge(ctx, dni),
         deleted: (ctx, dni) => this.#remove(ctx, dni),
       },
     ];
-  }
-
-  /** After a restart: the instances reconcile again, which brings their runtime's external-dns back. */
-  async start(store: ObjectStore): Promise<void> {
-    for (const dni of await store.find(DomainNameInstance, {})) {
-      if (dni['DeletionScheduled']) continue;
-      await requestReconcile(store, DomainNameInstance, Number(dni['ID'])).catch(() => undefined);
-    }
   }
 
   async stop(): Promise<void> {

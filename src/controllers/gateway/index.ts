@@ -30,7 +30,7 @@ import { ConflictError, NotFoundError, describeError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import { recordEvent } from '../../reconcile/events.js';
-import { requestReconcile } from '../../reconcile/choreography.js';
+import { edgesOf } from '../graph.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconcile/types.js';
 import { KubeClients } from '../../providers/kube/clients.js';
 import { connectionFromRuntimeInstance } from '../../providers/kube/connection.js';
@@ -139,13 +139,8 @@ export class GatewayController {
     this.reconcilers = [this.#definitionReconciler(), this.#instanceReconciler()];
   }
 
-  /** After a restart: gateways reconcile again, which brings their runtime's traefik back. */
   async start(store: ObjectStore): Promise<void> {
     this.#store = store;
-    for (const gi of await store.find(GatewayInstance, {})) {
-      if (gi['DeletionScheduled']) continue;
-      await requestReconcile(store, GatewayInstance, Number(gi['ID'])).catch(() => undefined);
-    }
   }
 
   async stop(): Promise<void> {
@@ -189,16 +184,13 @@ export class GatewayController {
     const check = async (ctx: ReconcileContext, gd: JsonObject): Promise<void> => {
       const problem = portsProblem(gd);
       if (problem) throw new TerminalError(problem, { event: { reason: 'InvalidGatewayPorts', note: problem, type: 'Warning' } });
-      // Its instances render again (a changed port, path or subdomain).
-      if (ctx.operation === 'Updated') {
-        for (const gi of await ctx.store.find(GatewayInstance, { GatewayDefinitionID: ctx.id })) {
-          if (!gi['DeletionScheduled']) await requestReconcile(ctx.store, GatewayInstance, Number(gi['ID'])).catch(() => undefined);
-        }
-      }
     };
     return {
       kind: GatewayDefinition.name,
       controller: CONTROLLER_NAME,
+      // Its instances render again once a change (a port, path or subdomain) is reconciled: the
+      // definition owns them (src/controllers/graph.ts).
+      ...edgesOf(GatewayDefinition.name),
       created: check,
       updated: check,
       // Upstream deletes the ports with the definition.
@@ -215,6 +207,8 @@ export class GatewayController {
     return {
       kind: GatewayInstance.name,
       controller: CONTROLLER_NAME,
+      // After a restart every gateway reconciles again, which brings its runtime's traefik back.
+      resume: async (store) => (await store.find(GatewayInstance, {})).filter((gi) => !gi['DeletionScheduled']).map((gi) => Number(gi['ID'])),
       created: (ctx, gi) => this.#converge(ctx, gi),
       updated: (ctx, gi) => this.#converge(ctx, gi),
       deleted: (ctx, gi) => this.#remove(ctx, gi),

@@ -165,6 +165,7 @@ export class KubernetesRuntimeController {
     return {
       kind: KubernetesRuntimeInstance.name,
       controller: CONTROLLER_NAME,
+      resume: (store) => this.#toResume(store),
       created: async (ctx, instance) => {
         if (instance['Reconciled'] === true) return;
         await run(ctx, instance, 'created');
@@ -227,27 +228,29 @@ export class KubernetesRuntimeController {
     }
   }
 
-  /**
-   * After the reconcile runtime has started: queue a reconcile of every simulated cluster this
-   * control plane had started before (its directory exists), so they come back after a restart.
-   */
   async start(store: ObjectStore): Promise<void> {
     this.#store = store;
+  }
+
+  /**
+   * After a restart (the instance reconciler's `resume`): every simulated cluster this control
+   * plane had started before (its directory exists), so that it comes back.
+   */
+  async #toResume(store: ObjectStore): Promise<number[]> {
     const onDisk = new Set(this.kwok.onDisk());
-    if (onDisk.size === 0) return;
+    if (onDisk.size === 0) return [];
     const kwokDefinitions = new Set(
       (await store.find(KubernetesRuntimeDefinition, { InfraProvider: 'kwok' })).map((d) => Number(d['ID'])),
     );
-    let queued = 0;
-    for (const instance of await store.find(KubernetesRuntimeInstance, {})) {
-      if (!kwokDefinitions.has(Number(instance['KubernetesRuntimeDefinitionID']))) continue;
-      if (instance['DeletionScheduled'] || !onDisk.has(clusterNameFor(String(instance['Name'])))) continue;
-      if (instance['Reconciled'] === true) {
-        await requestReconcile(store, KubernetesRuntimeInstance, Number(instance['ID']));
-        queued++;
-      }
-    }
-    if (queued > 0) this.#log.info({ queued }, 'simulated clusters queued to come back');
+    return (await store.find(KubernetesRuntimeInstance, {}))
+      .filter(
+        (i) =>
+          kwokDefinitions.has(Number(i['KubernetesRuntimeDefinitionID'])) &&
+          !i['DeletionScheduled'] &&
+          onDisk.has(clusterNameFor(String(i['Name']))) &&
+          i['Reconciled'] === true,
+      )
+      .map((i) => Number(i['ID']));
   }
 
   /** Stops simulated clusters (children of this server) and closes kube connections. */

@@ -123,15 +123,6 @@ export class ObservabilityController {
 
   async start(store: ObjectStore): Promise<void> {
     this.#store = store;
-    // The processes did not survive the restart: reconcile every live instance again.
-    for (const p of PART_KINDS) {
-      for (const o of await store.find(p.kind, {})) {
-        if (o['DeletionScheduled'] || o['Reconciled'] !== true) continue;
-        await requestReconcile(store, p.kind, Number(o['ID'])).catch((err: unknown) =>
-          this.#o.logger.warn({ err: describeError(err), kind: p.kind.name, id: o['ID'] }, 'could not request a reconcile after restart'),
-        );
-      }
-    }
   }
 
   async stop(): Promise<void> {
@@ -156,6 +147,8 @@ export class ObservabilityController {
     return {
       kind: p.kind.name,
       controller: OBSERVABILITY_CONTROLLER_NAME,
+      // The processes did not survive the restart: every live, reconciled instance reconciles again.
+      resume: async (store) => (await store.find(p.kind, {})).filter((o) => !o['DeletionScheduled'] && o['Reconciled'] === true).map((o) => Number(o['ID'])),
       created: (ctx, o) => this.#ensure(ctx, p, o),
       updated: (ctx, o) => this.#ensure(ctx, p, o),
       deleted: (ctx, o) => this.#remove(ctx, p, o),

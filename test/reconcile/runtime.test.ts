@@ -703,6 +703,8 @@ test('choreography: derived objects and re-reconcile requests commit atomically 
 test('/metrics text: queue depth, durations, errors and leases per kind', async () => {
   const metrics = new ReconcileMetrics(env.db, { processMetrics: false });
   const gate = deferred();
+  // The slow item is leased and running (so counted as leased and held) once its handler has begun.
+  const slowRunning = deferred();
   const s = new Settlements();
   const rt = await startRuntime(
     env,
@@ -711,7 +713,10 @@ test('/metrics text: queue depth, durations, errors and leases per kind', async 
         kind: 'ControlPlaneDefinition',
         async created(_ctx, obj) {
           if (obj['Name'] === 'bad') throw new TerminalError('bad');
-          if (obj['Name'] === 'slow') await gate.promise;
+          if (obj['Name'] === 'slow') {
+            slowRunning.resolve();
+            await gate.promise;
+          }
         },
       },
     ],
@@ -724,6 +729,7 @@ test('/metrics text: queue depth, durations, errors and leases per kind', async 
     await create(ControlPlaneDefinition, { Name: 'slow' });
     await create(WorkloadDefinition, { Name: 'nobody', YAMLDocument: YAML_DOC });
     await s.until((all) => all.length === 2, 'two outcomes');
+    await slowRunning.promise;
     const text = await metrics.text();
     assert.match(text, /threeport_reconcile_queue_depth\{kind="ControlPlaneDefinition",operation="Created",state="failed"\} 1/);
     assert.match(text, /threeport_reconcile_queue_depth\{kind="ControlPlaneDefinition",operation="Created",state="leased"\} 1/);

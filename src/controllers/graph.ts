@@ -3,6 +3,9 @@
 // controllers' reconcilers take their `watches` and `owns` from here, and
 // docs/dependency-graph.md is generated from it (`npm run docs:graph`).
 import { KubernetesRuntimeInstance } from '../kinds/kubernetes-runtime.js';
+import { KINDS } from '../kinds/index.js';
+import { AwsEksKubernetesRuntimeInstance } from '../kinds/aws.js';
+import { parseInventory } from '../providers/aws/inventory.js';
 import { WorkloadDefinition, WorkloadInstance, dependencyIds } from '../kinds/workload.js';
 import type { JsonObject } from '../kinds/validate.js';
 import type { Kind } from '../kinds/declare.js';
@@ -26,7 +29,36 @@ async function waiting(store: ObjectStore, kind: Kind, filter: JsonObject): Prom
 }
 const waitingInstances = (store: ObjectStore, filter: JsonObject) => waiting(store, WorkloadInstance, filter);
 
+/** Kinds whose objects run on a KubernetesRuntimeInstance (its users), but the EKS record of the runtime itself. */
+export const RUNTIME_USERS = KINDS.filter(
+  (k) =>
+    k.name !== AwsEksKubernetesRuntimeInstance.name &&
+    k.allFields['KubernetesRuntimeInstanceID']?.type === 'id' &&
+    k.allFields['KubernetesRuntimeInstanceID']?.ref === KubernetesRuntimeInstance.name,
+);
+
+/** The runtime's EKS cluster, when its provisioning waits for a first user (lazy provisioning). */
+async function deferredEks(user: JsonObject, store: ObjectStore): Promise<number[]> {
+  if (typeof user['KubernetesRuntimeInstanceID'] !== 'number') return [];
+  const eks = await store.find(AwsEksKubernetesRuntimeInstance, { KubernetesRuntimeInstanceID: user['KubernetesRuntimeInstanceID'] });
+  return ids(
+    eks.filter((e) => {
+      const inventory = parseInventory(e['ResourceInventory']);
+      return live(e) && (!inventory || inventory.phase === 'deferred');
+    }),
+  );
+}
+
 export const GRAPH: Readonly<Record<string, KindEdges>> = {
+  // An EKS runtime provisioned lazily starts when its first user appears, not at its next check.
+  AwsEksKubernetesRuntimeInstance: {
+    watches: RUNTIME_USERS.map((k) => ({
+      kind: k.name,
+      via: `the runtime's EKS cluster, while it waits for a first user, once one of the runtime's ${k.name}s is written unreconciled`,
+      when: (o: JsonObject) => o['Reconciled'] !== true && live(o),
+      map: deferredEks,
+    })),
+  },
   // Definitions own their instances: a changed definition, once reconciled, rolls out to them.
   // (Their ID fields block the definition's deletion while instances exist, as upstream does.)
   WorkloadDefinition: { owns: [{ kind: WorkloadInstance.name, by: 'WorkloadDefinitionID' }] },

@@ -1,15 +1,14 @@
 // Pieces the AWS reconcilers share: accounts, the runtime a workload runs on,
-// workload resource instances (WRIs), attached references, and the lazy
-// provisioning trigger.
+// workload resource instances (WRIs), attached references, and which objects use a runtime.
 import { randomInt } from 'node:crypto';
 import { AwsAccount, AwsEksKubernetesRuntimeInstance } from '../../kinds/aws.js';
-import { KINDS } from '../../kinds/index.js';
 import { KubernetesRuntimeDefinition, KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import { AttachedObjectReference } from '../../kinds/events.js';
 import { WorkloadInstance, WorkloadResourceInstance } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
+import { RUNTIME_USERS } from '../graph.js';
 import { TerminalError } from '../../reconcile/errors.js';
 import type { AwsAccountRecord } from '../../providers/aws/credentials.js';
 import { parseInventory, type ResourceInventory } from '../../providers/aws/inventory.js';
@@ -51,14 +50,6 @@ export async function getOrUndefined(store: ObjectStore, kind: Parameters<Object
 
 // ---- lazy provisioning -------------------------------------------------------------
 
-/** Kinds whose objects put a workload (or the control plane) on a KubernetesRuntimeInstance. */
-const RUNTIME_USERS = KINDS.filter(
-  (k) =>
-    k.name !== AwsEksKubernetesRuntimeInstance.name &&
-    k.allFields['KubernetesRuntimeInstanceID']?.type === 'id' &&
-    k.allFields['KubernetesRuntimeInstanceID']?.ref === KubernetesRuntimeInstance.name,
-);
-
 /** The first object that uses the runtime (a WorkloadInstance, HelmWorkloadInstance, ControlPlaneInstance, ...), if any. */
 export async function runtimeUser(store: ObjectStore, kriId: number): Promise<string | undefined> {
   for (const kind of RUNTIME_USERS) {
@@ -69,20 +60,6 @@ export async function runtimeUser(store: ObjectStore, kriId: number): Promise<st
   return undefined;
 }
 
-/**
- * Asks the AWS controller to provision the EKS cluster behind a runtime now, if it is waiting for a
- * first user (lazy provisioning). Controllers whose objects start using a runtime call this; without
- * the call the AWS controller still notices the new user on its next check.
- */
-export async function requestRuntimeProvisioning(store: ObjectStore, kriId: number): Promise<boolean> {
-  const [eks] = await store.find(AwsEksKubernetesRuntimeInstance, { KubernetesRuntimeInstanceID: kriId });
-  if (!eks || eks['DeletionScheduled']) return false;
-  const inv = parseInventory(eks['ResourceInventory']);
-  if (inv && inv.phase !== 'deferred') return false;
-  await store.patch(AwsEksKubernetesRuntimeInstance, idOf(eks)!, { Reconciled: false });
-  return true;
-}
-
 // ---- the runtime a workload runs on -----------------------------------------------------
 
 export type RuntimeReadiness =
@@ -91,7 +68,7 @@ export type RuntimeReadiness =
 
 /**
  * The network of the EKS cluster a WorkloadInstance runs on, once it is provisioned. A runtime that
- * waits for its first user is asked to provision now (this workload is that user).
+ * waits for its first user was woken by this workload's creation (src/controllers/graph.ts).
  */
 export async function workloadRuntime(store: ObjectStore, wi: JsonObject, forWhat: string): Promise<RuntimeReadiness> {
   const kriId = idOf(wi, 'KubernetesRuntimeInstanceID');
@@ -111,7 +88,6 @@ export async function workloadRuntime(store: ObjectStore, wi: JsonObject, forWha
   const inv = parseInventory(eks['ResourceInventory']);
   const network = runtimeNetwork(inv);
   if (network) return { ready: true, network, eks, kri };
-  if (!inv || inv.phase === 'deferred') await requestRuntimeProvisioning(store, kriId);
   const what = inv?.waitingFor ? `: ${inv.waitingFor}` : inv ? ` (${inv.phase})` : '';
   return { ready: false, waitingFor: `EKS runtime ${label('KubernetesRuntimeInstance', kri)} to be provisioned${what}` };
 }

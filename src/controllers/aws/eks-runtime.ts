@@ -3,7 +3,7 @@
 // Created/Updated:
 //  - provisioned already → keep the KubernetesRuntimeInstance's connection current (token refresh);
 //  - no workload uses the runtime yet (lazy provisioning) → record `phase: deferred` and a Status,
-//    look again later; the first user (or requestRuntimeProvisioning) starts it;
+//    look again later; the first user starts it (its creation wakes this, src/controllers/graph.ts);
 //  - otherwise run the EKS steps as far as they go; each created resource is recorded in
 //    ResourceInventory at once. While AWS is still creating something, requeue and look again.
 //  - when all steps are done, write the connection onto the KubernetesRuntimeInstance with
@@ -23,6 +23,7 @@ import { tokenNeedsRefresh } from '../../providers/aws/connection.js';
 import { describeAwsError } from '../../providers/aws/errors.js';
 import { getOrUndefined, idOf, inventoryOf, label, loadAccount, runtimeUser } from './common.js';
 import type { AwsControllerDeps } from './deps.js';
+import { edgesOf } from '../graph.js';
 
 const KIND = AwsEksKubernetesRuntimeInstance.name;
 
@@ -149,6 +150,8 @@ export function eksRuntimeReconciler(deps: AwsControllerDeps): Reconciler {
   return {
     kind: KIND,
     controller: 'AwsController',
+    // A first user of a deferred runtime wakes it (src/controllers/graph.ts).
+    ...edgesOf(KIND),
     created: reconcile,
     updated: reconcile,
     async deleted(ctx, obj) {

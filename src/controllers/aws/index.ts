@@ -15,7 +15,6 @@ import { eksRuntimeReconciler, refreshRuntimeConnection } from './eks-runtime.js
 import { rdsReconciler } from './rds.js';
 import { s3Reconciler } from './s3.js';
 
-export { requestRuntimeProvisioning } from './common.js';
 export type { AwsControllerOptions } from './deps.js';
 
 export const AWS_CONTROLLER_NAME = 'AwsController';

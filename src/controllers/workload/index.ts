@@ -39,7 +39,6 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../../reconc
 import type { KubeClients } from '../../providers/kube/clients.js';
 import { KubeError } from '../../providers/kube/errors.js';
 import type { KubeClusterClient, KubeObject, ObjectRef } from '../../providers/kube/client.js';
-import { requestRuntimeProvisioning } from '../aws/common.js';
 import { workloadDefinitionReconciler } from './definition.js';
 import { edgesOf } from '../graph.js';
 import { untilWoken } from '../../reconcile/wait-for.js';
@@ -309,8 +308,8 @@ export class WorkloadController {
     if (runtimeOrError instanceof Error) throw runtimeOrError;
     const runtime = runtimeOrError;
     if (runtime['Reconciled'] !== true || !runtime['APIEndpoint']) {
-      // An EKS runtime waiting for its first user (lazy provisioning) starts now, not on its next check.
-      await requestRuntimeProvisioning(store, Number(runtime['ID']));
+      // An EKS runtime waiting for its first user (lazy provisioning) was woken by this instance's
+      // creation (a watch: src/controllers/graph.ts).
       return this.#wait(
         ctx,
         state,

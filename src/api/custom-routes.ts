@@ -4,14 +4,13 @@ import { kindNamed } from '../kinds/index.js';
 import { parseFilters, validatePayload, jsonTypeOf } from '../kinds/validate.js';
 import { InputError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { objectJson } from '../store/object-store.js';
+import { listAttachedEvents } from '../store/attached-events.js';
 import { envelope } from './envelope.js';
 import { JSON_TYPE, parseId, parsePagination } from './kind-routes.js';
 
 const WRD = kindNamed('WorkloadResourceDefinition');
 const WORKLOAD_EVENT = kindNamed('WorkloadEvent');
 const EVENT = kindNamed('Event');
-const REF = kindNamed('AttachedObjectReference');
 
 export function registerCustomRoutes(app: FastifyInstance, store: ObjectStore): void {
   // A JSON array of WorkloadResourceDefinitions, created in one transaction.
@@ -57,18 +56,7 @@ export function registerCustomRoutes(app: FastifyInstance, store: ObjectStore): 
     const objectId = parseId(query['objectid']);
     const { page, size } = parsePagination(query);
     const filter = parseFilters(EVENT, query);
-    const res = await store.db.query(
-      `SELECT (${objectJson(EVENT, 'e')})::text AS json, count(*) OVER () AS total
-         FROM ${EVENT.table} e JOIN ${REF.table} r
-           ON r.deleted_at IS NULL AND (r.data->>'AttachedObjectID')::bigint = e.id
-          AND r.data @> jsonb_build_object('ObjectID', $1::bigint, 'AttachedObjectType', 'v0.Event')
-        WHERE e.deleted_at IS NULL AND e.data @> $2::jsonb
-        ORDER BY e.id LIMIT $3 OFFSET $4`,
-      [objectId, JSON.stringify(filter), size < 0 ? null : size, size < 0 ? 0 : (page - 1) * size],
-    );
-    const rows = res.rows as Array<{ json: string; total: number }>;
-    return reply
-      .type(JSON_TYPE)
-      .send(envelope(EVENT.name, rows.map((r) => r.json), { page, size, total: rows[0]?.total ?? 0 }));
+    const found = await listAttachedEvents(store.db.pool, objectId, filter, page, size);
+    return reply.type(JSON_TYPE).send(envelope(EVENT.name, found.items, { page, size, total: found.total }));
   });
 }

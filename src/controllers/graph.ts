@@ -14,6 +14,7 @@ import { SecretDefinition, SecretInstance } from '../kinds/secret.js';
 import { DomainNameDefinition, DomainNameInstance, GatewayInstance } from '../kinds/gateway.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Owns, Watch } from '../reconcile/types.js';
+import { ignoreNotFound } from '../errors.js';
 
 export interface KindEdges {
   readonly watches?: readonly Watch[];
@@ -135,7 +136,7 @@ export const GRAPH: Readonly<Record<string, KindEdges>> = {
         via: 'the instances in its DependsOn that are being deleted, once it is gone (dependents go first)',
         when: (w) => Boolean(w['DeletedAt']) && dependencyIds(w).length > 0,
         map: async (w, store) => {
-          const deps = await Promise.all(dependencyIds(w).map((id) => store.getObject(WorkloadInstance, id).catch(() => undefined)));
+          const deps = await Promise.all(dependencyIds(w).map((id) => store.getObject(WorkloadInstance, id).catch(ignoreNotFound)));
           return ids(deps.filter((d): d is JsonObject => d !== undefined && Boolean(d['DeletionScheduled'])));
         },
       },

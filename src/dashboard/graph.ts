@@ -16,6 +16,7 @@ import type { JsonObject } from '../kinds/validate.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { objectJson } from '../store/object-store.js';
 import type { DeleteStep, GraphEdge, GraphNode, ObjectGraph } from './api-types.js';
+import { ignoreNotFound } from '../errors.js';
 
 /** The kinds the Apps view lists: what users deploy. */
 export const APP_KINDS: readonly Kind[] = [KIND_BY_NAME.get('WorkloadInstance')!, KIND_BY_NAME.get('HelmWorkloadInstance')!];
@@ -125,7 +126,7 @@ export async function objectGraph(store: ObjectStore, rootKind: Kind, rootId: nu
       const role: GraphNode['role'] = reachedAs === 'attached' ? 'attached' : 'dependency';
       for (const ref of REFERENCES.filter((r) => r.from === kind && isGraphKind(r.to))) {
         for (const id of idsIn(o[ref.field], ref.many)) {
-          const target = await store.getObject(ref.to, id).catch(() => undefined);
+          const target = await store.getObject(ref.to, id).catch(ignoreNotFound);
           if (!target) continue;
           const added = add(ref.to, target, role);
           edge(key, added.key, ref.field);

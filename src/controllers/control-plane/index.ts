@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import { ThreeportClient } from '../../client/api-client.js';
 import { controlPlane, kubernetesRuntime, type Kind } from '../../kinds/index.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { NotFoundError, describeError } from '../../errors.js';
+import { NotFoundError, describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import { requestReconcile } from '../../reconcile/choreography.js';
@@ -249,7 +249,7 @@ export class ControlPlaneController {
       throw err;
     });
     if (runtime) {
-      const runtimeDef = await ctx.store.getObject(KRD, Number(runtime['KubernetesRuntimeDefinitionID'])).catch(() => undefined);
+      const runtimeDef = await ctx.store.getObject(KRD, Number(runtime['KubernetesRuntimeDefinitionID'])).catch(ignoreNotFound);
       const elsewhere = runtimeDef ? await this.#handoff(runtime, runtimeDef) : undefined;
       if (elsewhere) return elsewhere;
     }
@@ -306,7 +306,7 @@ export class ControlPlaneController {
     const ids: number[] = [];
     for (const instance of await store.find(CPI, {})) {
       if (registered(instance) || instance['DeletionScheduled'] || instance['Reconciled'] !== true || !instance['ApiServerEndpoint']) continue;
-      const runtime = await store.getObject(KRI, Number(instance['KubernetesRuntimeInstanceID'])).catch(() => undefined);
+      const runtime = await store.getObject(KRI, Number(instance['KubernetesRuntimeInstanceID'])).catch(ignoreNotFound);
       if (runtime && existsSync(this.#dirFor(instance, runtime))) ids.push(Number(instance['ID']));
     }
     return ids;

@@ -26,7 +26,7 @@ import { KubernetesRuntimeDefinition, KubernetesRuntimeInstance } from '../../ki
 import { WorkloadDefinition, WorkloadInstance, WorkloadResourceInstance } from '../../kinds/workload.js';
 import type { Kind } from '../../kinds/declare.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { ConflictError, NotFoundError, describeError } from '../../errors.js';
+import { ConflictError, NotFoundError, describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { ReconcileError, TerminalError } from '../../reconcile/errors.js';
 import { recordEvent } from '../../reconcile/events.js';
@@ -659,7 +659,7 @@ export class GatewayController {
         }
       }
       if (runtime['GatewayWorkloadInstanceID'] != null) {
-        await store.patch(KubernetesRuntimeInstance, runtimeId, { GatewayWorkloadInstanceID: null }, { enqueue: false }).catch(() => undefined);
+        await store.patch(KubernetesRuntimeInstance, runtimeId, { GatewayWorkloadInstanceID: null }, { enqueue: false }).catch(ignoreNotFound);
       }
       return undefined;
     });

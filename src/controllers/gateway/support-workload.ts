@@ -7,7 +7,7 @@ import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import { WorkloadDefinition, WorkloadInstance } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
 import type { Kind } from '../../kinds/declare.js';
-import { ConflictError, NotFoundError, describeError } from '../../errors.js';
+import { ConflictError, NotFoundError, describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { recordEvent } from '../../reconcile/events.js';
 import type { PeerEvent } from '../../providers/support-peers/index.js';
@@ -91,7 +91,7 @@ export async function removeSupportWorkload(store: ObjectStore, runtime: JsonObj
     if ((await store.find(WorkloadInstance, { WorkloadDefinitionID: Number(wd['ID']) })).length > 0) return false;
     if (!wd['DeletionScheduled']) await store.delete(WorkloadDefinition, Number(wd['ID'])).catch(ignoreGone);
   }
-  if (fresh[w.runtimeField] != null) await store.patch(KubernetesRuntimeInstance, runtimeId, { [w.runtimeField]: null }, { enqueue: false }).catch(() => undefined);
+  if (fresh[w.runtimeField] != null) await store.patch(KubernetesRuntimeInstance, runtimeId, { [w.runtimeField]: null }, { enqueue: false }).catch(ignoreNotFound);
   return true;
 }
 

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { KubernetesRuntimeDefinition, KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { NotFoundError, describeError } from '../../errors.js';
+import { NotFoundError, describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { TerminalError } from '../../reconcile/errors.js';
 import { requestReconcile } from '../../reconcile/choreography.js';
@@ -193,7 +193,7 @@ export class KubernetesRuntimeController {
    */
   async pinning(store: ObjectStore, instance: JsonObject): Promise<'here' | 'elsewhere' | undefined> {
     const definitionId = Number(instance['KubernetesRuntimeDefinitionID']);
-    const definition = await store.getObject(KubernetesRuntimeDefinition, definitionId).catch(() => undefined);
+    const definition = await store.getObject(KubernetesRuntimeDefinition, definitionId).catch(ignoreNotFound);
     if (definition?.['InfraProvider'] !== 'kwok') return undefined;
     return this.#ownsKwokRuntime(instance) ? 'here' : 'elsewhere';
   }

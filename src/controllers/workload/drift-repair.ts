@@ -4,7 +4,7 @@
 // reconcile per instance.
 import type { Logger } from 'pino';
 import { WorkloadInstance } from '../../kinds/workload.js';
-import { describeError } from '../../errors.js';
+import { describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { requestReconcile } from '../../reconcile/choreography.js';
 
@@ -36,7 +36,7 @@ export class DriftRepair {
       const store = this.#store();
       if (!store || this.#stopped) return;
       void (async () => {
-        const wi = await store.getObject(WorkloadInstance, instanceId).catch(() => undefined);
+        const wi = await store.getObject(WorkloadInstance, instanceId).catch(ignoreNotFound);
         if (!wi || wi['DeletionScheduled']) return;
         await requestReconcile(store, WorkloadInstance, instanceId);
       })().catch((err: unknown) => this.#log.warn({ instanceId, err: describeError(err) }, 'cannot request a repair'));

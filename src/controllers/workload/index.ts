@@ -188,7 +188,7 @@ export class WorkloadController {
     if (this.#runtimes.leased) {
       // Each runtime is taken by one replica (its share); the holder loads its instances then.
       for (const runtimeId of new Set(instances.map((wi) => Number(wi['KubernetesRuntimeInstanceID'])))) {
-        const runtime = await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(() => undefined);
+        const runtime = await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(ignoreNotFound);
         if (runtime?.['APIEndpoint']) await this.#runtimes.want(store, runtime);
       }
       return;

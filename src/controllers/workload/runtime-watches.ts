@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import { WorkloadInstance, WorkloadResourceInstance } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
-import { describeError } from '../../errors.js';
+import { describeError, ignoreNotFound } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import type { Leases } from '../../store/leases.js';
 import type { Queryable } from '../../store/database.js';
@@ -193,7 +193,7 @@ export class RuntimeWatches implements StatusSources {
       const id = Number(wi['ID']);
       const runtimeId = Number(wi['KubernetesRuntimeInstanceID']);
       if (!runtimes.has(runtimeId)) {
-        runtimes.set(runtimeId, await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(() => undefined));
+        runtimes.set(runtimeId, await store.getObject(KubernetesRuntimeInstance, runtimeId).catch(ignoreNotFound));
       }
       const state = this.#options.status.track(id, wi);
       const runtime = runtimes.get(runtimeId);

@@ -5,7 +5,7 @@ import { GRAPH } from './graph.js';
 interface Edge {
   from: string;
   to: string;
-  how: 'watches' | 'owns';
+  how: 'watches' | 'owns' | 'supplies';
   via: string;
 }
 
@@ -14,9 +14,13 @@ export function graphEdges(): Edge[] {
   for (const [kind, e] of Object.entries(GRAPH)) {
     for (const w of e.watches ?? []) edges.push({ from: w.kind, to: kind, how: 'watches', via: w.via });
     for (const o of e.owns ?? []) edges.push({ from: kind, to: o.kind, how: 'owns', via: `children whose ${o.by} is the owner's ID` });
+    for (const s of e.supplies ?? []) edges.push({ from: kind, to: s.kind, how: 'supplies', via: `${s.written}s: ${s.via}` });
   }
   return edges.sort((a, b) => a.to.localeCompare(b.to) || a.from.localeCompare(b.from) || a.how.localeCompare(b.how));
 }
+
+const ARROW: Record<Edge['how'], string> = { watches: '-->|wakes|', owns: '==>|owns|', supplies: '-.->|supplies|' };
+const ROW: Record<Edge['how'], string> = { watches: 'watches', owns: 'owned by', supplies: 'supplied by' };
 
 export function renderGraphPage(): string {
   const edges = graphEdges();
@@ -29,19 +33,19 @@ export function renderGraphPage(): string {
     'is written, the engine queues the objects of kind B that the mapping names (it hears the',
     "write on the store's change feed, `threeport_objects`). `A ==>|owns| B` means: B's objects",
     "belong to an A; deleting the A deletes them first, and reconciling the A reconciles them.",
+    '`A -.->|supplies| B` means: A\'s reconciler writes objects for a B (WRIs for a workload); each',
+    'such write leaves the B `Reconciled: false` in the same transaction.',
     'A reconciler waiting for another Threeport object relies on these edges instead of polling',
     '(its requeue is a 5-minute backstop). See src/reconcile/README.md.',
     '',
     '```mermaid',
     'flowchart LR',
-    ...[...new Set(edges.map((e) => `  ${e.from} ${e.how === 'owns' ? '==>|owns|' : '-->|wakes|'} ${e.to}`))],
+    ...[...new Set(edges.map((e) => `  ${e.from} ${ARROW[e.how]} ${e.to}`))],
     '```',
     '',
     '| Reconciled kind | Edge | Kind | Which objects |',
     '| --- | --- | --- | --- |',
-    ...edges.map((e) =>
-      e.how === 'owns' ? `| ${e.to} | owned by | ${e.from} | ${e.via} |` : `| ${e.to} | watches | ${e.from} | ${e.via} |`,
-    ),
+    ...edges.map((e) => `| ${e.to} | ${ROW[e.how]} | ${e.from} | ${e.via} |`),
     '',
   ];
   return lines.join('\n');

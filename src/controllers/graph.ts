@@ -6,19 +6,20 @@ import { KubernetesRuntimeInstance } from '../kinds/kubernetes-runtime.js';
 import { KINDS } from '../kinds/index.js';
 import { AwsEksKubernetesRuntimeInstance } from '../kinds/aws.js';
 import { parseInventory } from '../providers/aws/inventory.js';
-import { WorkloadDefinition, WorkloadInstance, dependencyIds } from '../kinds/workload.js';
+import { WorkloadDefinition, WorkloadInstance, WorkloadResourceInstance, dependencyIds } from '../kinds/workload.js';
 import type { JsonObject } from '../kinds/validate.js';
 import type { Kind } from '../kinds/declare.js';
 import { HelmWorkloadInstance } from '../kinds/helm-workload.js';
 import { SecretDefinition, SecretInstance } from '../kinds/secret.js';
 import { DomainNameDefinition, DomainNameInstance, GatewayInstance } from '../kinds/gateway.js';
 import type { ObjectStore } from '../store/object-store.js';
-import type { Owns, Watch } from '../reconcile/types.js';
+import type { Owns, Supply, Watch } from '../reconcile/types.js';
 import { ignoreNotFound } from '../errors.js';
 
 export interface KindEdges {
   readonly watches?: readonly Watch[];
   readonly owns?: readonly Owns[];
+  readonly supplies?: readonly Supply[];
 }
 
 const ids = (objects: readonly JsonObject[]): number[] => objects.map((o) => Number(o['ID']));
@@ -29,6 +30,15 @@ async function waiting(store: ObjectStore, kind: Kind, filter: JsonObject): Prom
   return ids((await store.find(kind, { ...filter, Reconciled: false })).filter(live));
 }
 const waitingInstances = (store: ObjectStore, filter: JsonObject) => waiting(store, WorkloadInstance, filter);
+
+/** A managed service's WRIs (its connection Secret, ConfigMap, ServiceAccount) go to its workload, which applies them. */
+const suppliesWorkload = (what: string): Supply => ({
+  kind: WorkloadInstance.name,
+  written: WorkloadResourceInstance.name,
+  via: `the workload it adds ${what} to, changes or schedules off (left Reconciled: false in the same transaction)`,
+  when: (w) => w['Reconciled'] === false && typeof w['WorkloadInstanceID'] === 'number',
+  map: (w) => [Number(w['WorkloadInstanceID'])],
+});
 
 /** Kinds whose objects run on a KubernetesRuntimeInstance (its users), but the EKS record of the runtime itself. */
 export const RUNTIME_USERS = KINDS.filter(
@@ -51,6 +61,8 @@ async function deferredEks(user: JsonObject, store: ObjectStore): Promise<number
 }
 
 export const GRAPH: Readonly<Record<string, KindEdges>> = {
+  AwsRelationalDatabaseInstance: { supplies: [suppliesWorkload('a connection Secret')] },
+  AwsObjectStorageBucketInstance: { supplies: [suppliesWorkload('a ServiceAccount or a bucket ConfigMap')] },
   // An EKS runtime provisioned lazily starts when its first user appears, not at its next check.
   AwsEksKubernetesRuntimeInstance: {
     watches: RUNTIME_USERS.map((k) => ({

@@ -11,6 +11,8 @@ import { AttachedObjectReference } from '../kinds/events.js';
 import { recordEvent, type EventType, type RecordedEvent } from './events.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
+import { NotFoundError } from '../errors.js';
+import type { Supply } from './types.js';
 
 type KindRef = Kind | string;
 
@@ -25,11 +27,33 @@ export class StoreTransaction {
     readonly client: pg.PoolClient,
     private readonly clock: Clock = systemClock,
     private readonly reportingController = 'ThreeportController',
+    /** The reconciler's declared supplies: its writes of their kinds mark the supplied objects. */
+    private readonly supplies: readonly Supply[] = [],
   ) {}
 
   /** Creates an object; a reconciled kind created unreconciled queues its controller's 'Created' work. */
   async create(kind: KindRef, fields: JsonObject, options: WriteOptions = {}): Promise<JsonObject> {
-    return JSON.parse(await this.store.create(kindOf(kind), fields, options, this.client)) as JsonObject;
+    const k = kindOf(kind);
+    const created = JSON.parse(await this.store.create(k, fields, options, this.client)) as JsonObject;
+    await this.#applySupplies(k, created);
+    return created;
+  }
+
+  /** The declared supplies of a write of `kind`: the supplied live objects are left `Reconciled: false` here. */
+  async #applySupplies(kind: Kind, written: JsonObject): Promise<void> {
+    for (const supply of this.supplies) {
+      if (supply.written !== kind.name || (supply.when && !supply.when(written))) continue;
+      const target = kindOf(supply.kind);
+      for (const id of supply.map(written)) {
+        try {
+          const object = await this.store.getObject(target, id, this.client);
+          if (object['DeletionScheduled']) continue; // its deletion is queued already
+          await this.store.patch(target, id, { Reconciled: false }, {}, this.client);
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+        }
+      }
+    }
   }
 
   async get(kind: KindRef, id: number): Promise<JsonObject> {
@@ -42,7 +66,10 @@ export class StoreTransaction {
 
   /** PATCH semantics: queues work when the object is left unreconciled, unless `enqueue: false`. */
   async patch(kind: KindRef, id: number, changes: JsonObject, options: WriteOptions = {}): Promise<JsonObject> {
-    return JSON.parse(await this.store.patch(kindOf(kind), id, changes, options, this.client)) as JsonObject;
+    const k = kindOf(kind);
+    const patched = JSON.parse(await this.store.patch(k, id, changes, options, this.client)) as JsonObject;
+    await this.#applySupplies(k, patched);
+    return patched;
   }
 
   /** Sets `Reconciled: false` on another object, so its controller runs 'Updated' for it (with `changes` applied too). */
@@ -85,9 +112,9 @@ export class StoreTransaction {
 export function inTransaction<T>(
   store: ObjectStore,
   work: (tx: StoreTransaction) => Promise<T>,
-  options: { clock?: Clock; reportingController?: string } = {},
+  options: { clock?: Clock; reportingController?: string; supplies?: readonly Supply[] } = {},
 ): Promise<T> {
-  return store.db.transaction((client) => work(new StoreTransaction(store, client, options.clock, options.reportingController)));
+  return store.db.transaction((client) => work(new StoreTransaction(store, client, options.clock, options.reportingController, options.supplies)));
 }
 
 /** Sets `Reconciled: false` on an object so that its controller reconciles it again. */

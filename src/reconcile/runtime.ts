@@ -632,7 +632,7 @@ export class ReconcileRuntime {
         return JSON.parse(await store.patch(lane.kind, item.objectId, changes, { enqueue: false })) as JsonObject;
       },
       transaction(work) {
-        return inTransaction(store, work, { clock, reportingController: lane.controller });
+        return inTransaction(store, work, { clock, reportingController: lane.controller, supplies: lane.reconciler.supplies ?? [] });
       },
       async recordEvent(event) {
         await recordEvent(

@@ -91,6 +91,24 @@ export interface Owns {
   readonly by: string;
 }
 
+/**
+ * "My reconciler writes objects of `written` for objects of `kind`" (an RDS instance writes a
+ * connection Secret WRI for a WorkloadInstance). Each such write made through `ctx.transaction`
+ * leaves the objects `map` names `Reconciled: false` in the same transaction, so their controller
+ * applies it, and nobody reads the write without the pending reconcile.
+ */
+export interface Supply {
+  /** The supplied kind, e.g. "WorkloadInstance". */
+  readonly kind: string;
+  /** The kind written for it, e.g. "WorkloadResourceInstance". */
+  readonly written: string;
+  /** The mapping in words, for the graph page. */
+  readonly via: string;
+  readonly when?: (written: JsonObject) => boolean;
+  /** IDs of `kind` supplied by this write (from the written object's fields: no I/O). */
+  map(written: JsonObject): number[];
+}
+
 export interface Reconciler<T extends JsonObject = JsonObject> {
   /** The kind's name, e.g. "WorkloadInstance". It must be a reconciled kind. */
   readonly kind: string;
@@ -102,6 +120,8 @@ export interface Reconciler<T extends JsonObject = JsonObject> {
   readonly watches?: readonly Watch[];
   /** Kinds whose objects this kind owns: deleted before it, reconciled after it. */
   readonly owns?: readonly Owns[];
+  /** Kinds this kind's reconciler writes objects for (applied in the write's transaction). */
+  readonly supplies?: readonly Supply[];
   /**
    * After a process start: the objects of this kind to reconcile again because part of their state
    * lived in the process that stopped (a supervised peer, a simulated cluster). The engine asks once

@@ -4,12 +4,13 @@ import { randomInt } from 'node:crypto';
 import { AwsAccount, AwsEksKubernetesRuntimeInstance } from '../../kinds/aws.js';
 import { KubernetesRuntimeDefinition, KubernetesRuntimeInstance } from '../../kinds/kubernetes-runtime.js';
 import { AttachedObjectReference } from '../../kinds/events.js';
-import { WorkloadInstance, WorkloadResourceInstance } from '../../kinds/workload.js';
+import { WorkloadResourceInstance } from '../../kinds/workload.js';
 import type { JsonObject } from '../../kinds/validate.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type { ObjectStore } from '../../store/object-store.js';
 import { RUNTIME_USERS } from '../graph.js';
 import { TerminalError } from '../../reconcile/errors.js';
+import type { ReconcileContext } from '../../reconcile/types.js';
 import type { AwsAccountRecord } from '../../providers/aws/credentials.js';
 import { parseInventory, type ResourceInventory } from '../../providers/aws/inventory.js';
 import { runtimeNetwork, type RuntimeNetwork } from '../../providers/aws/eks.js';
@@ -165,29 +166,24 @@ export function podSpecOf(def: JsonObject): JsonObject | undefined {
  * Adds a resource to a workload. `heldBack` creates it as Reconciled:true, so the workload controller does
  * not apply it until a later updateWri marks it Reconciled:false.
  */
-export async function createWri(store: ObjectStore, wiId: number, def: JsonObject, options: { heldBack?: boolean } = {}): Promise<number> {
-  const created = JSON.parse(
-    await store.create(WorkloadResourceInstance, { JSONDefinition: def, WorkloadInstanceID: wiId, Reconciled: options.heldBack === true }),
-  ) as JsonObject;
+// Each write runs in a transaction of the reconcile (`ctx.transaction`): RDS and S3 declare that
+// they supply their workload (src/controllers/graph.ts), so the engine leaves the WorkloadInstance
+// `Reconciled: false` in the same transaction and its controller applies the change (spec §1.6).
+
+export async function createWri(ctx: ReconcileContext, wiId: number, def: JsonObject, options: { heldBack?: boolean } = {}): Promise<number> {
+  const created = await ctx.transaction((tx) =>
+    tx.create(WorkloadResourceInstance, { JSONDefinition: def, WorkloadInstanceID: wiId, Reconciled: options.heldBack === true }),
+  );
   return idOf(created)!;
 }
 
-export async function updateWri(store: ObjectStore, wriId: number, def: JsonObject): Promise<void> {
-  await store.patch(WorkloadResourceInstance, wriId, { JSONDefinition: def, Reconciled: false });
+export async function updateWri(ctx: ReconcileContext, wriId: number, def: JsonObject): Promise<void> {
+  await ctx.transaction((tx) => tx.patch(WorkloadResourceInstance, wriId, { JSONDefinition: def, Reconciled: false }));
 }
 
-export async function scheduleWriDeletion(store: ObjectStore, wriId: number, now: number): Promise<void> {
+export async function scheduleWriDeletion(ctx: ReconcileContext, wriId: number, now: number): Promise<void> {
   try {
-    await store.patch(WorkloadResourceInstance, wriId, { ScheduledForDeletion: new Date(now).toISOString(), Reconciled: false });
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
-}
-
-/** PATCH the WorkloadInstance Reconciled:false so its controller applies the changed WRIs (spec §1.6). */
-export async function retriggerWorkload(store: ObjectStore, wiId: number): Promise<void> {
-  try {
-    await store.patch(WorkloadInstance, wiId, { Reconciled: false });
+    await ctx.transaction((tx) => tx.patch(WorkloadResourceInstance, wriId, { ScheduledForDeletion: new Date(now).toISOString(), Reconciled: false }));
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
   }

@@ -9,10 +9,10 @@
 //  4. the RDS stack (security group, subnet group, instance), recorded in ResourceInventory;
 //  5. if the credentials held are not the instance's (this process did not create it: a crash
 //     or another replica), set them with ModifyDBInstance; then write the Secret WRI (db-endpoint,
-//     db-port, db-name, db-user, db-password) and PATCH the WorkloadInstance Reconciled:false so
-//     its controller applies it (spec §1.6). The Secret is only ever written complete: the
+//     db-port, db-name, db-user, db-password); its transaction leaves the WorkloadInstance
+//     Reconciled: false (declared `supplies`), so its controller applies it (spec §1.6). The Secret is only ever written complete: the
 //     workload controller applies every WRI another controller adds, whatever its Reconciled.
-// Deleted: schedule the Secret WRI for deletion and re-trigger the workload, delete the stack in
+// Deleted: schedule the Secret WRI for deletion (which marks the workload), delete the stack in
 // reverse, drop the attached reference.
 import { AwsRelationalDatabaseDefinition, AwsRelationalDatabaseInstance } from '../../kinds/aws.js';
 import { RDS_ENGINE_VERSIONS, RDS_MACHINE_SIZES } from '../../kinds/locations.js';
@@ -39,13 +39,13 @@ import {
   metadata,
   ownedWri,
   removeAttached,
-  retriggerWorkload,
   scheduleWriDeletion,
   updateWri,
   workloadNamespace,
   workloadResources,
   workloadRuntime,
 } from './common.js';
+import { edgesOf } from '../graph.js';
 import type { AwsControllerDeps } from './deps.js';
 
 const KIND = AwsRelationalDatabaseInstance.name;
@@ -197,15 +197,15 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
     });
     const manifest = secretManifest({ ...base, port: endpoint.port, endpoint: endpoint.host, username, password: credentials.password });
     if (!secret) {
-      await createWri(ctx.store, wiId, manifest);
-      await retriggerWorkload(ctx.store, wiId);
+      // The workload, left Reconciled: false by the same transaction, applies it.
+      await createWri(ctx, wiId, manifest);
     } else {
       // Compare what we own: the workload controller adds labels and the namespace to the WRI.
       const same = canonical(manifest['data']) === canonical(secret.def['data']) && metadata(secret.def)['name'] === base.name;
       if (!same) {
         const current = metadata(secret.def);
         const wanted = metadata(manifest);
-        await updateWri(ctx.store, secret.id, {
+        await updateWri(ctx, secret.id, {
           ...secret.def,
           ...manifest,
           metadata: {
@@ -215,7 +215,6 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
             annotations: { ...annotations(secret.def), ...annotations(manifest) },
           },
         });
-        await retriggerWorkload(ctx.store, wiId);
       }
     }
     pendingCredentials.delete(id);
@@ -231,6 +230,8 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
 
   return {
     kind: KIND,
+    // Its WRIs leave the workload Reconciled: false in their transaction (src/controllers/graph.ts).
+    ...edgesOf(KIND),
     controller: 'AwsController',
     created: reconcile,
     updated: reconcile,
@@ -240,10 +241,8 @@ export function rdsReconciler(deps: AwsControllerDeps): Reconciler {
       const wi = await getOrUndefined(ctx.store, WorkloadInstance, wiId);
       if (wi && wiId !== undefined) {
         const secret = ownedWri(await workloadResources(ctx.store, wiId), RDS_OWNER_KEY, id);
-        if (secret && !secret.scheduledForDeletion) {
-          await scheduleWriDeletion(ctx.store, secret.id, ctx.clock.now());
-          if (!wi['DeletionScheduled']) await retriggerWorkload(ctx.store, wiId);
-        }
+        // The workload, left Reconciled: false by the same transaction, removes it from the cluster.
+        if (secret && !secret.scheduledForDeletion) await scheduleWriDeletion(ctx, secret.id, ctx.clock.now());
       }
       const inventory = inventoryOf(obj);
       if (inventory && inventory.phase !== 'deleted' && inventory.phase !== 'deferred') {

@@ -48,7 +48,6 @@ import {
   podSpecOf,
   randomFrom,
   removeAttached,
-  retriggerWorkload,
   scheduleWriDeletion,
   updateWri,
   workloadNamespace,
@@ -56,6 +55,7 @@ import {
   workloadRuntime,
   type Wri,
 } from './common.js';
+import { edgesOf } from '../graph.js';
 import type { AwsControllerDeps } from './deps.js';
 
 const KIND = AwsObjectStorageBucketInstance.name;
@@ -211,7 +211,7 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
     const ownSa = ownedWri(wris, S3_OWNER_KEY, id, 'ServiceAccount');
     const sa = serviceAccountOf(wris, serviceAccount);
     if (!sa) {
-      await createWri(ctx.store, wiId, {
+      await createWri(ctx, wiId, {
         apiVersion: 'v1',
         kind: 'ServiceAccount',
         metadata: {
@@ -224,7 +224,7 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
     } else if (sa === ownSa) {
       const next = withRoleAnnotation(sa.def, roleArn);
       if (next) {
-        await updateWri(ctx.store, sa.id, next);
+        await updateWri(ctx, sa.id, next);
         changed = true;
       }
     }
@@ -239,13 +239,13 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
       data: { [envVar]: bucket },
     };
     if (!existingCm) {
-      await createWri(ctx.store, wiId, cm);
+      await createWri(ctx, wiId, cm);
       changed = true;
     } else if (canonical(existingCm.def['data']) !== canonical(cm['data'])) {
-      await updateWri(ctx.store, existingCm.id, { ...existingCm.def, data: cm['data'] });
+      await updateWri(ctx, existingCm.id, { ...existingCm.def, data: cm['data'] });
       changed = true;
     }
-    if (changed) await retriggerWorkload(ctx.store, wiId);
+    // Each WRI write above left the workload Reconciled: false in its transaction: it applies them.
 
     // Then the workload's own objects, in the cluster.
     const client = deps.kube(ctx.store).forRuntime(runtime.kri);
@@ -284,6 +284,8 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
 
   return {
     kind: KIND,
+    // Its WRIs leave the workload Reconciled: false in their transaction (src/controllers/graph.ts).
+    ...edgesOf(KIND),
     controller: 'AwsController',
     created: reconcile,
     updated: reconcile,
@@ -295,7 +297,6 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
       let network: RuntimeNetwork | undefined;
       if (wi && wiId !== undefined) {
         const wris = await workloadResources(ctx.store, wiId);
-        let changed = false;
         const namespace = workloadNamespace(wris);
         if (!wi['DeletionScheduled']) {
           // Withdraw our fields from the workload's own objects (when its cluster can still be reached).
@@ -320,12 +321,9 @@ export function s3Reconciler(deps: AwsControllerDeps): Reconciler {
         }
         for (const kind of ['ServiceAccount', 'ConfigMap']) {
           const own = ownedWri(wris, S3_OWNER_KEY, id, kind);
-          if (own && !own.scheduledForDeletion) {
-            await scheduleWriDeletion(ctx.store, own.id, ctx.clock.now());
-            changed = true;
-          }
+          // The workload, left Reconciled: false by the same transaction, removes it from the cluster.
+          if (own && !own.scheduledForDeletion) await scheduleWriDeletion(ctx, own.id, ctx.clock.now());
         }
-        if (changed && !wi['DeletionScheduled']) await retriggerWorkload(ctx.store, wiId);
         const runtime = await workloadRuntime(ctx.store, wi, label(KIND, obj)).catch(() => undefined);
         if (runtime?.ready) network = runtime.network;
       }
